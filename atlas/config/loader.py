@@ -1,0 +1,137 @@
+"""Load a config in layers: schema defaults < profile < the YAML file < KEY=VALUE overrides."""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from atlas.config.errors import ConfigError, describe_validation_error
+from atlas.config.schema import AtlasConfig
+
+PROFILES = ("cpu", "gpu_24gb", "gpu_48gb", "gpu_80gb")
+
+
+def configs_dir() -> Path:
+    """Folder of the YAML configs shipped inside the package."""
+    return Path(str(resources.files("atlas") / "configs"))
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`training.max_steps=50` → nested dict; values are parsed as YAML scalars (50 → int, 1e-4 → float)."""
+    nested: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} is not KEY=VALUE (e.g. training.max_steps=50)")
+        key, raw = pair.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else None
+        if isinstance(value, str):
+            value = _yaml_number(value)
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {pair!r} sets a key below a plain value")
+        node[parts[-1]] = value
+    return nested
+
+
+def _yaml_number(text: str) -> Any:
+    """YAML 1.1 reads `1e-4` as a string; users mean a float."""
+    try:
+        return float(text) if any(c in text for c in "eE.") else text
+    except ValueError:
+        return text
+
+
+def deep_merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
+    return _floats_from_strings(data)
+
+
+def _floats_from_strings(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _floats_from_strings(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_floats_from_strings(v) for v in node]
+    if isinstance(node, str):
+        return _yaml_number(node)
+    return node
+
+
+def detect_profile() -> str:
+    """`profile: auto`: pick by the memory of the first visible GPU (CPU profile without one)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    gib = torch.cuda.get_device_properties(0).total_memory / 2**30
+    if gib >= 70:
+        return "gpu_80gb"
+    if gib >= 40:
+        return "gpu_48gb"
+    return "gpu_24gb"
+
+
+def load_profile(name: str) -> dict:
+    if name == "auto":
+        name = detect_profile()
+    if name not in PROFILES:
+        raise ConfigError(f"profile {name!r} is unknown; valid: {', '.join(PROFILES)}, auto")
+    data = read_yaml(configs_dir() / "profiles" / f"{name}.yaml")
+    data["profile"] = name
+    return data
+
+
+def build_config(layers: dict, source: str = "") -> AtlasConfig:
+    try:
+        return AtlasConfig.model_validate(layers)
+    except ValidationError as err:
+        raise describe_validation_error(err, AtlasConfig, source) from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, profile: str | None = None
+) -> AtlasConfig:
+    """Resolve a config; `profile` (from --profile) wins over the file's own `profile:` key."""
+    file_layer = read_yaml(path) if path else {}
+    override_layer = parse_overrides(overrides or [])
+    profile_name = override_layer.get("profile") or profile or file_layer.get("profile")
+    layers: dict = {}
+    if profile_name:
+        layers = load_profile(str(profile_name))
+    layers = deep_merge(layers, {k: v for k, v in file_layer.items() if k != "profile"})
+    layers = deep_merge(layers, {k: v for k, v in override_layer.items() if k != "profile"})
+    if profile_name:
+        layers["profile"] = layers.get("profile", profile_name)
+    return build_config(layers, source=str(path) if path else "(overrides)")
+
+
+def dump_config(cfg: AtlasConfig, path: str | Path) -> None:
+    """Write the resolved config; `load_config(path)` gives back an equal object."""
+    data = cfg.model_dump(mode="json")
+    data["profile"] = None  # already applied; reloading must not overlay it twice
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

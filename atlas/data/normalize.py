@@ -1,0 +1,57 @@
+"""Normalization of state and action with dataset statistics; the policy owns one so that a checkpoint
+carries its statistics and evaluation never recomputes them."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STAT_NAMES = ("mean", "std", "min", "max", "q01", "q99")
+STD_FLOOR = 1e-6
+
+
+class Normalizer(nn.Module):
+    """mean_std: (x-mean)/std; min_max and quantile: map [lo, hi] to [-1, 1]; none: identity."""
+
+    def __init__(self, stats: dict[str, dict[str, list[float]]], modes: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.stats = {key: {name: list(map(float, values)) for name, values in entry.items()} for key, entry in stats.items()}
+        self.modes = dict(modes or {})
+        for key, entry in self.stats.items():
+            for name in STAT_NAMES:
+                if name in entry:
+                    self.register_buffer(f"{key}_{name}", torch.tensor(entry[name], dtype=torch.float32), persistent=False)
+
+    def mode(self, key: str) -> str:
+        return self.modes.get(key, "mean_std")
+
+    def _scale_shift(self, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        mode = self.mode(key)
+        if key not in self.stats or mode == "none":
+            return None
+        if mode == "mean_std":
+            return getattr(self, f"{key}_std").clamp_min(STD_FLOOR), getattr(self, f"{key}_mean")
+        low, high = ("min", "max") if mode == "min_max" else ("q01", "q99")
+        lo, hi = getattr(self, f"{key}_{low}"), getattr(self, f"{key}_{high}")
+        return ((hi - lo) / 2).clamp_min(STD_FLOOR), (hi + lo) / 2
+
+    def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        params = self._scale_shift(key)
+        if params is None:
+            return x
+        scale, shift = params
+        return (x - shift.to(x.dtype)) / scale.to(x.dtype)
+
+    def unnormalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
+        params = self._scale_shift(key)
+        if params is None:
+            return x
+        scale, shift = params
+        return x * scale.to(x.dtype) + shift.to(x.dtype)
+
+    def to_dict(self) -> dict:
+        return {"stats": self.stats, "modes": self.modes}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Normalizer:
+        return cls(data["stats"], data.get("modes"))
