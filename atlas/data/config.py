@@ -4,9 +4,30 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from atlas.config.base import Section
+
+NORMALIZATION_MODES = ("mean_std", "min_max", "quantile", "none")
+
+
+class ImageAugConfig(Section):
+    """Batched augmentation on the training device (training only); `image_aug: true` turns on the defaults."""
+
+    enabled: bool = Field(False, description="Apply random crop/resize and colour jitter to training images.")
+    crop_scale: tuple[float, float] = Field(
+        (0.8, 1.0), description="Area fraction of the random crop (resized back to the full image), as [min, max]."
+    )
+    crop_ratio: tuple[float, float] = Field((0.9, 1.1), description="Aspect-ratio range of the random crop.")
+    brightness: float = Field(0.3, ge=0.0, description="Brightness factor drawn from [1-b, 1+b] (RDT: 0.3).")
+    contrast: float = Field(0.4, ge=0.0, description="Contrast factor drawn from [1-c, 1+c] (RDT: 0.4).")
+    saturation: float = Field(0.5, ge=0.0, description="Saturation factor drawn from [1-s, 1+s] (RDT: 0.5).")
+    hue: float = Field(0.03, ge=0.0, le=0.5, description="Hue shift in turns drawn from [-h, h] (RDT: 0.03).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_bool(cls, value):
+        return {"enabled": value} if isinstance(value, bool) else value
 
 
 class DataConfig(Section):
@@ -19,7 +40,47 @@ class DataConfig(Section):
     )
     obs_horizon: int = Field(1, gt=0, description="Frames of observation history; t<0 repeats the first frame.")
     val_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of episodes held out for validation (split by episode).")
+    val_episodes: list[int | str] | None = Field(
+        None,
+        description="Explicit validation episodes (overrides val_ratio): indices, or names like 'file_stem/demo_3' or 'demo_3'.",
+    )
     tasks: list[str] | None = Field(None, description="Train only on these task names (None: all tasks in the data).")
+    obs_keys: list[str] | None = Field(
+        None,
+        description="State datasets concatenated in this order (robomimic: keys under obs/; aloha: under observations/). "
+        "None: robomimic every non-image obs key sorted by name, aloha qpos.",
+    )
+    image_keys: list[str] | None = Field(
+        None,
+        description="Camera datasets (robomimic: obs keys; aloha: names under observations/images). "
+        "None: robomimic every uint8 obs of ndim 4, aloha every camera; [] for none.",
+    )
+    action_key: str | None = Field(None, description="Action dataset (None: robomimic 'actions', aloha 'action').")
+    skip_bad_episodes: bool = Field(
+        False, description="Drop episodes with mismatched lengths, NaN or missing keys (counted in the log) instead of failing."
+    )
+    normalization: str | dict[str, str] = Field(
+        "mean_std",
+        description="mean_std, min_max (min/max to [-1, 1]), quantile (q01/q99 to [-1, 1]) or none; "
+        "one string for all, or per key group {state: ..., action: ...}.",
+    )
+    stats: Literal["auto", "dataset", "task"] = Field(
+        "auto",
+        description="Normalization statistics over the whole dataset or the trained tasks' episodes; "
+        "auto: the task's own when the run trains a single task, else the dataset's.",
+    )
+    stats_cache_dir: str | None = Field(
+        None, description="Where statistics are cached when the dataset's folder is read-only (default ~/.cache/atlas/stats)."
+    )
+    stats_reservoir_size: int = Field(
+        100_000, gt=0, description="Rows kept (uniform reservoir sample) for q01/q99; exact when the data has fewer rows."
+    )
+    state_noise_snr: float | None = Field(
+        None, description="Gaussian noise on the normalized training state at this SNR in dB (RDT: 40); None: off."
+    )
+    image_aug: ImageAugConfig = Field(
+        default_factory=ImageAugConfig, description="Training-time image augmentation on the device (true: defaults)."
+    )
     # synthetic data (tests and smoke runs)
     state_dim: int = Field(8, gt=0, description="synthetic: state vector size.")
     action_dim: int = Field(4, gt=0, description="synthetic: action vector size.")
@@ -29,6 +90,25 @@ class DataConfig(Section):
     num_cameras: int = Field(1, ge=0, description="synthetic: cameras per frame when image_size > 0.")
     num_tasks: int = Field(2, gt=0, description="synthetic: number of tasks (each with its own instruction).")
 
+    @field_validator("normalization")
+    @classmethod
+    def _check_normalization(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        modes = value.values() if isinstance(value, dict) else [value]
+        for mode in modes:
+            if mode not in NORMALIZATION_MODES:
+                raise ValueError(f"unknown normalization {mode!r}; valid: {', '.join(NORMALIZATION_MODES)}")
+        if isinstance(value, dict):
+            unknown = set(value) - {"state", "action"}
+            if unknown:
+                raise ValueError(f"normalization keys must be state and/or action, got {sorted(unknown)}")
+        return value
+
+    def normalization_modes(self) -> dict[str, str]:
+        """{state: mode, action: mode}; a key left out of a dict uses mean_std."""
+        if isinstance(self.normalization, str):
+            return {"state": self.normalization, "action": self.normalization}
+        return {"state": self.normalization.get("state", "mean_std"), "action": self.normalization.get("action", "mean_std")}
+
 
 class DataLoadingConfig(Section):
     num_workers: int = Field(0, ge=0, description="DataLoader worker processes per training process (0: load in the main process).")
@@ -37,4 +117,7 @@ class DataLoadingConfig(Section):
     persistent_workers: bool = Field(False, description="Keep workers alive between epochs.")
     preload_data: bool = Field(False, description="Decode the whole dataset into memory once.")
     use_compression: bool = Field(False, description="Keep images JPEG-compressed in memory when preloading.")
+    preload_max_gb: float | None = Field(
+        None, gt=0, description="Refuse to preload above this estimate (GB per process; None: half of the available memory)."
+    )
     shuffle_buffer_size: int = Field(0, ge=0, description="Kept for seed compatibility; all_steps sampling shuffles globally.")

@@ -15,7 +15,10 @@ class Normalizer(nn.Module):
 
     def __init__(self, stats: dict[str, dict[str, list[float]]], modes: dict[str, str] | None = None) -> None:
         super().__init__()
-        self.stats = {key: {name: list(map(float, values)) for name, values in entry.items()} for key, entry in stats.items()}
+        self.stats = {
+            key: {name: list(map(float, entry[name])) for name in STAT_NAMES if name in entry}
+            for key, entry in stats.items()
+        }
         self.modes = dict(modes or {})
         for key, entry in self.stats.items():
             for name in STAT_NAMES:
@@ -48,6 +51,15 @@ class Normalizer(nn.Module):
             return x
         scale, shift = params
         return x * scale.to(x.dtype) + shift.to(x.dtype)
+
+    def normalized_std(self, key: str) -> torch.Tensor | None:
+        """Per-dimension std of `key` after normalization: ≈1 for mean_std, std/half-range for min_max and
+        quantile, the raw std for none. State noise scales with it so the SNR holds in every mode."""
+        if key not in self.stats or "std" not in self.stats[key]:
+            return None
+        std = getattr(self, f"{key}_std")
+        params = self._scale_shift(key)
+        return std if params is None else std / params[0]
 
     def to_dict(self) -> dict:
         return {"stats": self.stats, "modes": self.modes}

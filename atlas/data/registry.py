@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from atlas.data.config import DataConfig, DataLoadingConfig
 from atlas.data.episodes import DatasetMeta, EpisodeSource, StepDataset
+from atlas.data.errors import DataError
 from atlas.data.normalize import Normalizer
-from atlas.data.stats import compute_stats
+from atlas.data.split import split_by_name
+from atlas.data.stats import compute_stats, floor_std
+from atlas.data.stats_cache import cached_stats
+from atlas.data.transforms import BatchTransform
 
 SourceBuilder = Callable[[DataConfig, int], EpisodeSource]
 FORMATS: dict[str, SourceBuilder] = {}
@@ -31,6 +36,19 @@ def _synthetic(cfg: DataConfig, seed: int) -> EpisodeSource:
     return make_synthetic_source(cfg, seed)
 
 
+def _load_builtin_formats() -> None:
+    """Each built-in format registers itself on import (one module per format)."""
+    from atlas.data.formats import aloha, robomimic  # noqa: F401
+
+
+def open_source(cfg: DataConfig, seed: int = 0) -> EpisodeSource:
+    """The episodes of `data.format` at `data.path`."""
+    _load_builtin_formats()
+    if cfg.format not in FORMATS:
+        raise ValueError(f"data.format: unknown format {cfg.format!r}; valid: {', '.join(sorted(FORMATS))}")
+    return FORMATS[cfg.format](cfg, seed)
+
+
 @dataclass
 class DataBundle:
     train: StepDataset
@@ -38,10 +56,18 @@ class DataBundle:
     normalizer: Normalizer
     meta: DatasetMeta
     log_lines: list[str]
+    transform: BatchTransform | None = None  # normalize + state noise + image augmentation, from the config
+    stats_source: str = ""  # "dataset" or "task:<name>" / "tasks:<a,b>": which episodes the statistics cover
+    extras: dict = field(default_factory=dict)
+
+
+def episode_names(source: EpisodeSource) -> list[str]:
+    name = getattr(source, "episode_name", None)
+    return [name(e) if name else f"episode_{e}" for e in range(source.num_episodes())]
 
 
 def split_episodes(num_episodes: int, val_ratio: float, seed: int) -> tuple[list[int], list[int]]:
-    """Validation split by episode, stable for a given seed and episode count."""
+    """Seeded split kept for callers of the first skeleton; `build_data` splits by episode name instead."""
     order = np.random.default_rng([seed, 7919]).permutation(num_episodes)
     n_val = int(round(num_episodes * val_ratio))
     if val_ratio > 0 and n_val == 0 and num_episodes > 1:
@@ -49,30 +75,108 @@ def split_episodes(num_episodes: int, val_ratio: float, seed: int) -> tuple[list
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
-def build_data(cfg: DataConfig, loading: DataLoadingConfig, action_horizon: int, seed: int) -> DataBundle:
-    if cfg.format not in FORMATS:
-        raise ValueError(f"data.format: unknown format {cfg.format!r}; valid: {', '.join(sorted(FORMATS))}")
-    source = FORMATS[cfg.format](cfg, seed)
-    train_ids, val_ids = split_episodes(source.num_episodes(), cfg.val_ratio, seed)
-    tasks = sorted({source.info(e).task for e in range(source.num_episodes())})
-    train = StepDataset(source, train_ids, action_horizon, cfg.obs_horizon, tasks)
-    val = StepDataset(source, val_ids, action_horizon, cfg.obs_horizon, tasks) if val_ids else None
-    stats = compute_stats(source, train_ids)
-    first = source.read(train_ids[0], "state", np.arange(1))
-    action = source.read(train_ids[0], "action", np.arange(1))
+def select_tasks(source: EpisodeSource, wanted: list[str] | None) -> tuple[list[str], list[int]]:
+    """(trained task names, their episode indices); an unknown task name lists the dataset's tasks."""
+    tasks = [source.info(e).task for e in range(source.num_episodes())]
+    present = sorted(set(tasks))
+    if not wanted:
+        return present, list(range(len(tasks)))
+    unknown = [t for t in wanted if t not in present]
+    if unknown:
+        raise DataError(f"data.tasks: {unknown} not in the dataset; its tasks: {', '.join(present)}")
+    return sorted(set(wanted)), [e for e, t in enumerate(tasks) if t in set(wanted)]
+
+
+def dataset_statistics(
+    source: EpisodeSource, cfg: DataConfig, trained: list[str], selected: list[int]
+) -> tuple[dict, str, list[str]]:
+    """(stats, what they cover, log lines) following `data.stats` (auto: the task's own for a single-task run)."""
+    everything = list(range(source.num_episodes()))
+    mode = cfg.stats
+    if mode == "auto":
+        mode = "task" if len(trained) == 1 else "dataset"
+    episodes = selected if mode == "task" else everything
+    if mode == "task" and set(selected) == set(everything) and len(trained) > 1:
+        label = "dataset"
+    elif mode == "task":
+        label = ("task:" if len(trained) == 1 else "tasks:") + ",".join(trained)
+    else:
+        label = "dataset"
+    extra = {"selection": label, "keys": ["state", "action"], "reservoir": cfg.stats_reservoir_size}
+    stats, where = cached_stats(
+        source,
+        episodes,
+        extra,
+        lambda: compute_stats(source, episodes, reservoir_size=cfg.stats_reservoir_size),
+        cfg.stats_cache_dir,
+    )
+    lines = []
+    if cfg.stats == "auto" and len(trained) == 1:
+        lines.append(f"data: single-task run: using statistics of task {trained[0]}")
+    lines.append(
+        f"data: normalization {cfg.normalization_modes()} with statistics of {label} "
+        f"({len(episodes)} episodes{', cached at ' + where if where else ''})"
+    )
+    lines += [f"data: warning: {m}" for m in floor_std(stats)]
+    return stats, label, lines
+
+
+def build_data(
+    cfg: DataConfig,
+    loading: DataLoadingConfig,
+    action_horizon: int,
+    seed: int,
+    effective_batch_size: int | None = None,
+) -> DataBundle:
+    """Source → task selection → split by episode → statistics → (preload) → datasets and transform."""
+    source = open_source(cfg, seed)
+    lines = list(getattr(source, "notes", []))
+    trained, selected = select_tasks(source, cfg.tasks)
+    names = episode_names(source)
+    tasks_of = [source.info(e).task for e in range(source.num_episodes())]
+    train_ids, val_ids = split_by_name(names, tasks_of, selected, cfg.val_ratio, cfg.val_episodes)
+    if not train_ids:
+        raise DataError(f"{cfg.path or cfg.format}: empty training split (all {len(selected)} episodes are validation)")
+    stats, label, stat_lines = dataset_statistics(source, cfg, trained, selected)
+    lines += stat_lines
+    if loading.preload_data:
+        from atlas.data.preload import preload
+
+        source, line = preload(source, sorted(train_ids + val_ids), loading)
+        lines.append(line)
+    train = StepDataset(source, train_ids, action_horizon, cfg.obs_horizon, trained)
+    val = StepDataset(source, val_ids, action_horizon, cfg.obs_horizon, trained) if val_ids else None
+    meta = _meta(source, train_ids, trained)
+    batch = effective_batch_size or cfg.batch_size
+    per = "effective batch" if effective_batch_size else "data.batch_size, one process"
+    lines.append(
+        f"data: format={cfg.format} tasks={len(trained)} episodes train={len(train_ids)} val={len(val_ids)} "
+        f"sampling={cfg.sampling}"
+    )
+    lines.append(
+        f"data: samples/epoch={len(train)} steps/epoch={math.ceil(len(train) / batch)} "
+        f"(batch {batch}: {per}) val samples={len(val) if val else 0}"
+    )
+    normalizer = Normalizer(stats, cfg.normalization_modes())
+    transform = BatchTransform(normalizer, cfg.state_noise_snr, cfg.image_aug)
+    return DataBundle(train, val, normalizer, meta, lines, transform, label)
+
+
+def _meta(source: EpisodeSource, train_ids: list[int], trained: list[str]) -> DatasetMeta:
+    first = train_ids[0]
     image_size = None
     if source.cameras:
-        image_size = tuple(source.read(train_ids[0], f"image/{source.cameras[0]}", np.arange(1)).shape[1:3])
-    meta = DatasetMeta(
-        state_dim=int(first.shape[-1]),
-        action_dim=int(action.shape[-1]),
+        image_size = tuple(source.read(first, f"image/{source.cameras[0]}", np.arange(1)).shape[1:3])
+    instructions: dict[str, str] = {}
+    for e in range(source.num_episodes()):
+        info = source.info(e)
+        if info.task in trained:
+            instructions.setdefault(info.task, info.instruction)
+    return DatasetMeta(
+        state_dim=int(source.read(first, "state", np.arange(1)).shape[-1]),
+        action_dim=int(source.read(first, "action", np.arange(1)).shape[-1]),
         cameras=list(source.cameras),
         image_size=image_size,
-        tasks=tasks,
-        instructions={source.info(e).task: source.info(e).instruction for e in range(source.num_episodes())},
+        tasks=list(trained),
+        instructions=instructions,
     )
-    lines = [
-        f"data: format={cfg.format} episodes train={len(train_ids)} val={len(val_ids)} "
-        f"samples/epoch={len(train)} tasks={len(tasks)}"
-    ]
-    return DataBundle(train, val, Normalizer(stats), meta, lines)

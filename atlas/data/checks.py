@@ -1,0 +1,66 @@
+"""Checks every episode once while a format indexes it, so bad data fails at start-up with the file,
+episode and key named (or is dropped and counted with `data.skip_bad_episodes`)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+
+from atlas.data.errors import DataError, where
+from atlas.data.hdf5source import KeyLayout, list_keys
+
+
+def episode_problem(group: h5py.Group, layout: KeyLayout, path: str, name: str) -> tuple[int, str | None]:
+    """(length, None) for a good episode; (0, message) naming the file, episode and key otherwise."""
+    datasets = {}
+    for label, key in layout.datasets().items():
+        obj = group.get(key)
+        if not isinstance(obj, h5py.Dataset):
+            have = ", ".join(list_keys(group)) or "(none)"
+            return 0, f"{where(path, name, key)}: missing; the episode has: {have}"
+        datasets[label] = obj
+    action = datasets["action"]
+    length = int(action.shape[0]) if action.ndim else 0
+    if length == 0:
+        return 0, f"{where(path, name, layout.action)}: empty episode (0 steps)"
+    for label, obj in datasets.items():
+        rows = int(obj.shape[0]) if obj.ndim else 0
+        if rows != length:
+            key = label.split(":", 1)[-1] if label.startswith("state:") else layout.datasets()[label]
+            return 0, (
+                f"{where(path, name, key)}: has {rows} steps but {layout.action} has {length}; "
+                "state, images and actions must have one row per step"
+            )
+    try:
+        for label in ["action"] + [k for k in datasets if k.startswith("state:")]:
+            values = np.asarray(datasets[label][()], dtype=np.float64)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                first = tuple(int(i) for i in np.argwhere(bad)[0])
+                key = layout.datasets()[label]
+                return 0, f"{where(path, name, key)}: {int(bad.sum())} non-finite values (NaN/inf), first at index {first}"
+    except (OSError, ValueError, TypeError) as err:
+        return 0, f"{where(path, name)}: unreadable data ({err})"
+    return length, None
+
+
+class BadEpisodes:
+    """Raise on the first bad episode, or count them when `skip` is on."""
+
+    def __init__(self, skip: bool) -> None:
+        self.skip = skip
+        self.skipped: list[str] = []
+
+    def report(self, problem: str) -> None:
+        if not self.skip:
+            raise DataError(f"{problem} (set data.skip_bad_episodes: true to drop such episodes)")
+        self.skipped.append(problem)
+
+    def log_lines(self) -> list[str]:
+        if not self.skipped:
+            return []
+        lines = [f"data: skipped {len(self.skipped)} bad episode(s) (data.skip_bad_episodes)"]
+        lines += [f"data:   {p}" for p in self.skipped[:10]]
+        if len(self.skipped) > 10:
+            lines.append(f"data:   ... and {len(self.skipped) - 10} more")
+        return lines

@@ -1,0 +1,217 @@
+"""An `EpisodeSource` over HDF5 files, shared by every HDF5 format.
+
+A format only finds its episodes and key layout (`EpisodeRef`, `KeyLayout`); reading is here. Files
+are opened lazily, one handle per file per process, and reopened when the process id changes, so a
+source built in the main process works inside forked DataLoader workers (h5py handles must not cross
+a fork). Pickling (spawn workers) drops the handles too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import h5py
+import numpy as np
+
+from atlas.data.episodes import EpisodeInfo
+from atlas.data.errors import DataError, where
+from atlas.data.images import as_bytes, decode_jpeg
+
+MAX_OPEN_FILES = 64
+
+
+@dataclass
+class EpisodeRef:
+    """Where one episode lives and what it is."""
+
+    path: str
+    group: str  # "" for a file that is one episode (ALOHA), "data/demo_3" for robomimic
+    name: str  # stable name used by `data.val_episodes` and the logs: "<file stem>/demo_3"
+    length: int
+    task: str
+    instruction: str
+
+
+@dataclass
+class KeyLayout:
+    """Dataset paths inside an episode group: state parts (concatenated in order), action, cameras."""
+
+    state: list[str]
+    action: str
+    images: dict[str, str] = field(default_factory=dict)
+
+    def datasets(self) -> dict[str, str]:
+        """Logical name → dataset path, for every dataset an episode must have."""
+        out = {f"state:{p}": p for p in self.state}
+        out["action"] = self.action
+        out.update({f"image/{cam}": p for cam, p in self.images.items()})
+        return out
+
+
+def open_file(path: str) -> h5py.File:
+    """Open read-only, turning h5py's OSError (missing, truncated, not HDF5) into a DataError."""
+    try:
+        return h5py.File(path, "r")
+    except (OSError, ValueError) as err:
+        raise DataError(f"{path}: cannot open as HDF5 (missing, truncated or not an HDF5 file): {err}") from None
+
+
+def list_keys(group: h5py.Group) -> list[str]:
+    """Every dataset path below a group, for 'missing key' messages."""
+    names: list[str] = []
+    group.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return sorted(names)
+
+
+def get_dataset(group: h5py.Group, key: str, path: str, episode: str) -> h5py.Dataset:
+    """group[key] as a dataset, or a DataError listing the keys the episode does have."""
+    obj = group.get(key) if key else None
+    if not isinstance(obj, h5py.Dataset):
+        have = ", ".join(list_keys(group)) or "(none)"
+        raise DataError(f"{where(path, episode, key)}: missing; the episode has: {have}")
+    return obj
+
+
+def is_encoded(dataset: h5py.Dataset) -> bool:
+    """True for a column of encoded images (byte strings or vlen uint8), False for raw uint8 frames."""
+    return dataset.dtype.kind in ("S", "O", "V") or h5py.check_vlen_dtype(dataset.dtype) is not None
+
+
+def read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """dataset[rows] for any (unsorted, repeated) rows: one contiguous slice read, then a gather."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return dataset[0:0]
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    return dataset[lo:hi][rows - lo]
+
+
+class HDF5Source:
+    """Episodes of HDF5 files with one key layout; implements `EpisodeSource`."""
+
+    def __init__(self, episodes: list[EpisodeRef], layout: KeyLayout, metadata: dict | None = None) -> None:
+        self.episodes = episodes
+        self.layout = layout
+        self.cameras = list(layout.images)
+        self.metadata = dict(metadata or {})
+        self.notes: list[str] = []  # log lines of the indexing (skipped episodes ...)
+        self._handles: OrderedDict[str, h5py.File] = OrderedDict()
+        self._pid = os.getpid()
+
+    # -- EpisodeSource ----------------------------------------------------------------------------
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    def length(self, episode: int) -> int:
+        return self.episodes[episode].length
+
+    def info(self, episode: int) -> EpisodeInfo:
+        ref = self.episodes[episode]
+        return EpisodeInfo(task=ref.task, instruction=ref.instruction)
+
+    def episode_name(self, episode: int) -> str:
+        return self.episodes[episode].name
+
+    def read(self, episode: int, key: str, rows: np.ndarray) -> np.ndarray:
+        ref = self.episodes[episode]
+        if key == "state":
+            parts = [self._read(ref, p, rows).astype(np.float32) for p in self.layout.state]
+            return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=-1)
+        if key == "action":
+            out = self._read(ref, self.layout.action, rows).astype(np.float32)
+            return out.reshape(len(out), -1)
+        if key.startswith("image/") and key[6:] in self.layout.images:
+            return self._read_images(ref, self.layout.images[key[6:]], rows)
+        raise KeyError(f"unknown source key {key!r}; valid: state, action, " + ", ".join(f"image/{c}" for c in self.cameras))
+
+    # -- files ------------------------------------------------------------------------------------
+    def _file(self, path: str) -> h5py.File:
+        if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
+            self._handles = OrderedDict()
+            self._pid = os.getpid()
+        handle = self._handles.get(path)
+        if handle is None:
+            handle = open_file(path)
+            self._handles[path] = handle
+            while len(self._handles) > MAX_OPEN_FILES:
+                self._handles.popitem(last=False)[1].close()
+        else:
+            self._handles.move_to_end(path)
+        return handle
+
+    def _dataset(self, ref: EpisodeRef, key: str) -> h5py.Dataset:
+        handle = self._file(ref.path)
+        group = handle[ref.group] if ref.group else handle
+        return get_dataset(group, key, ref.path, ref.name)
+
+    def _read(self, ref: EpisodeRef, key: str, rows: np.ndarray) -> np.ndarray:
+        try:
+            return read_rows(self._dataset(ref, key), rows)
+        except DataError:
+            raise
+        except (OSError, KeyError, ValueError, IndexError) as err:
+            raise DataError(f"{where(ref.path, ref.name, key)}: read failed: {err}") from None
+
+    def _read_images(self, ref: EpisodeRef, key: str, rows: np.ndarray) -> np.ndarray:
+        try:
+            dataset = self._dataset(ref, key)
+            if not is_encoded(dataset):
+                return read_rows(dataset, rows)
+            unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+            frames = np.stack([decode_jpeg(as_bytes(dataset[int(r)])) for r in unique])
+            return frames[inverse.reshape(-1)]
+        except DataError as err:
+            if str(err).startswith(str(ref.path)):
+                raise
+            raise DataError(f"{where(ref.path, ref.name, key)}: {err}") from None
+        except (OSError, KeyError, ValueError, IndexError) as err:
+            raise DataError(f"{where(ref.path, ref.name, key)}: read failed: {err}") from None
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles = OrderedDict()
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_handles"] = OrderedDict()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pid = os.getpid()
+
+
+HDF5_SUFFIXES = (".hdf5", ".h5", ".he5")
+
+
+def find_files(path: str) -> list[str]:
+    """A file, or every HDF5 file below a folder (sorted, recursive): the dataset's files in a stable order."""
+    if not path:
+        raise DataError("data.path is not set; point it at an HDF5 file or a folder of them")
+    root = os.path.abspath(os.path.expanduser(path))
+    if os.path.isfile(root):
+        return [root]
+    if not os.path.isdir(root):
+        raise DataError(f"{root}: no such file or folder (data.path)")
+    found = []
+    for folder, _, names in os.walk(root):
+        found += [os.path.join(folder, n) for n in names if n.lower().endswith(HDF5_SUFFIXES)]
+    if not found:
+        raise DataError(f"{root}: empty dataset, the folder holds no HDF5 files ({', '.join(HDF5_SUFFIXES)})")
+    return sorted(found)
+
+
+def text_attr(value: object) -> str | None:
+    """An HDF5 attribute as text (bytes, numpy strings, one-element arrays)."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray):
+        if value.size == 0:
+            return None
+        value = value.reshape(-1)[0]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
