@@ -23,6 +23,16 @@ def _fields_at(model: type[BaseModel], path: tuple) -> list[str]:
     return list(current.model_fields)
 
 
+def _elsewhere(model: type[BaseModel], name: str) -> list[str]:
+    """Sections that declare `name` (a top-level `val_interval:` means `training.val_interval`)."""
+    found = []
+    for section, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and name in annotation.model_fields:
+            found.append(f"{section}.{name}")
+    return found[:1]
+
+
 def describe_validation_error(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
     lines = []
     for item in err.errors():
@@ -33,7 +43,7 @@ def describe_validation_error(err: ValidationError, model: type[BaseModel], sour
             candidates = _fields_at(model, parent)
             prefix = ".".join(str(p) for p in parent)
             full = [f"{prefix}.{c}" if prefix else c for c in candidates]
-            guess = difflib.get_close_matches(key, full, n=1, cutoff=0.6)
+            guess = difflib.get_close_matches(key, full, n=1, cutoff=0.6) or _elsewhere(model, name)
             hint = f"; did you mean {guess[0]}?" if guess else (f"; valid keys here: {', '.join(candidates)}" if candidates else "")
             lines.append(f"unknown key {key}{hint}")
         elif item["type"] == "value_error" and not loc:

@@ -37,6 +37,9 @@ class TrainingConfig(Section):
     gradient_accumulation_steps: int | None = Field(
         None, gt=0, description="Micro-batches per optimizer step. None: derived from effective_batch_size (else 1)."
     )
+    batch_size: int | None = Field(
+        None, gt=0, description="Seed 001's place for data.batch_size (per device; must agree if both set)."
+    )
     effective_batch_size: int | None = Field(
         None, gt=0, description="Samples per optimizer step over all processes; batch_size x world_size x accumulation."
     )
@@ -120,6 +123,7 @@ class AtlasConfig(Section):
     def _merge_duplicated_settings(self) -> AtlasConfig:
         """Seed 003 puts accumulation and worker settings under memory_optimization; accept both places."""
         pairs = [
+            ("training.batch_size", "data.batch_size"),
             ("memory_optimization.gradient_accumulation_steps", "training.gradient_accumulation_steps"),
             ("memory_optimization.num_workers", "data_loading.num_workers"),
             ("memory_optimization.prefetch_factor", "data_loading.prefetch_factor"),

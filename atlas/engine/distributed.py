@@ -1,0 +1,134 @@
+"""Rank-awareness and device placement, in one module.
+
+Reads the launcher's environment (torchrun, torch.distributed.launch, accelerate launch, SLURM via
+torchrun) and forms the process group: gloo on CPU, NCCL on GPU. If WORLD_SIZE > 1 but the group is
+not really formed, it stops instead of training N independent copies silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+class DistributedSetupError(RuntimeError):
+    pass
+
+
+@dataclass
+class DistContext:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    backend: str | None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(*names: str, default: int) -> int:
+    for name in names:
+        if os.environ.get(name, "") != "":
+            return int(os.environ[name])
+    return default
+
+
+def pick_device(local_rank: int) -> torch.device:
+    forced = os.environ.get("ATLAS_DEVICE")
+    if forced:
+        return torch.device(forced)
+    if torch.cuda.is_available():
+        # LOCAL_RANK indexes the devices CUDA_VISIBLE_DEVICES leaves visible.
+        return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def init_distributed(timeout_s: float = 600.0) -> DistContext:
+    world_size = _env_int("WORLD_SIZE", default=1)
+    rank = _env_int("RANK", default=0)
+    local_rank = _env_int("LOCAL_RANK", default=rank)
+    device = pick_device(local_rank)
+    if world_size <= 1:
+        return DistContext(0, 0, 1, device, None)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s))
+    formed = dist.get_world_size()
+    probe = torch.ones(1, device=device)
+    dist.all_reduce(probe)
+    if formed != world_size or int(probe.item()) != world_size:
+        raise DistributedSetupError(
+            f"WORLD_SIZE={world_size} but the process group holds {formed} process(es) "
+            f"(all-reduce saw {int(probe.item())}): training is not really distributed. "
+            "On CPU use `torchrun --nproc_per_node=N` (accelerate's --cpu mode starts one process)."
+        )
+    return DistContext(dist.get_rank(), local_rank, world_size, device, backend)
+
+
+def check_launch_environment() -> None:
+    """Catch launches that asked for several processes but started one (e.g. `accelerate launch --cpu`)."""
+    asked = _env_int("ACCELERATE_NUM_PROCESSES", "ATLAS_EXPECT_WORLD_SIZE", default=0)
+    world = _env_int("WORLD_SIZE", default=1)
+    if asked > 1 and world != asked:
+        raise DistributedSetupError(
+            f"the launcher asked for {asked} processes but this process sees WORLD_SIZE={world}: "
+            "each rank would train alone. On CPU use `torchrun --nproc_per_node=N -m atlas.train ...`."
+        )
+
+
+def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if ctx.distributed:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()
+
+
+def broadcast_object(obj, ctx: DistContext):
+    if not ctx.distributed:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """DDP over trainable parameters only; frozen ones never enter the all-reduce."""
+    if not ctx.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=False)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def no_sync(model: torch.nn.Module, skip: bool):
+    """Skip the gradient all-reduce on all but the last micro-batch of an optimizer step."""
+    if skip and hasattr(model, "no_sync"):
+        return model.no_sync()
+    return contextlib.nullcontext()
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()

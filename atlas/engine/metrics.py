@@ -1,0 +1,50 @@
+"""Metric sinks of rank 0: metrics.jsonl, TensorBoard event files, optional wandb."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+class MetricLogger:
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool = True, wandb_cfg: dict | None = None) -> None:
+        self.enabled = enabled
+        self._jsonl = None
+        self._tb = None
+        self._wandb = None
+        if not enabled:
+            return
+        self._jsonl = open(run_dir / "metrics.jsonl", "a", buffering=1)
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        if wandb_cfg:
+            try:
+                import wandb
+            except ImportError as err:
+                raise RuntimeError("logging.wandb: true needs the wandb extra: pip install 'atlas-vla[wandb]'") from err
+            self._wandb = wandb.init(dir=str(run_dir), **wandb_cfg)
+
+    def log(self, metrics: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        record = {"step": step, **metrics}
+        self._jsonl.write(json.dumps(record) + "\n")
+        for key, value in metrics.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                if self._tb is not None:
+                    self._tb.add_scalar(key, value, step)
+        if self._tb is not None:
+            self._tb.flush()
+        if self._wandb is not None:
+            self._wandb.log(metrics, step=step)
+
+    def close(self) -> None:
+        if self._jsonl:
+            self._jsonl.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()

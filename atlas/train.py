@@ -1,0 +1,437 @@
+"""The Atlas training loop, readable top to bottom.
+
+    atlas train --config FILE [--output-dir DIR] [--resume auto|PATH] [KEY=VALUE ...]
+    python atlas/train.py --config FILE ...            (the seeds' own command)
+    torchrun --nproc_per_node=N -m atlas.train --config FILE ...
+
+One optimizer step = one effective batch. Each rank reads its micro-batches of the step (see
+atlas/data/sampler.py), the loss of every micro-batch is its sum over valid action elements divided by
+the count of valid elements in the whole effective batch (all ranks), so accumulation gives the same
+update as one large batch, however it is split. Components get only the config section they need.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+import time
+import zlib
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+if __package__ in (None, "") and __name__ == "__main__":  # `python atlas/train.py`: import the package, not siblings
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import numpy as np
+import torch
+
+from atlas.config import AtlasConfig, dump_config, load_config
+from atlas.data.registry import build_data
+from atlas.data.sampler import SampleStream, shard_sequential
+from atlas.data.transforms import BatchTransform
+from atlas.engine import distributed as D
+from atlas.engine.batches import StepBatches, resplit, valid_elements
+from atlas.engine.checkpoint import CheckpointStore, load_torch, rng_state, set_rng_state
+from atlas.engine.ema import EMA
+from atlas.engine.metrics import MetricLogger
+from atlas.engine.oom import OOMInjector, halve
+from atlas.engine.optim import build_optimizer, build_param_groups
+from atlas.engine.run_folder import resolve_resume, setup_logging
+from atlas.engine.schedules import apply_learning_rate, learning_rate_at
+from atlas.models.registry import build_policy
+from atlas.planning.batch import plan_batch
+
+TRAINER_STATE = "trainer_state.json"
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint must hold besides tensors to continue exactly."""
+
+    step: int = 0
+    samples_seen: int = 0
+    micro_batch_size: int = 0
+    gradient_accumulation_steps: int = 0
+    world_size: int = 1
+    effective_batch_size: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    nonfinite_in_a_row: int = 0
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------------
+# entry points
+# --------------------------------------------------------------------------------------------------
+def command(args) -> int:
+    """`atlas train` (from atlas/cli.py)."""
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_torchrun(args)
+    cfg = load_config(args.config, args.overrides, profile=args.profile)
+    output_dir = args.output_dir or str(Path("runs") / Path(args.config).stem)
+    train(cfg, output_dir, resume=args.resume)
+    return 0
+
+
+def _launch_torchrun(args) -> int:
+    forwarded = [a for a in sys.argv[1:] if not a.startswith("--nproc")]
+    if forwarded and forwarded[0] == "train":
+        forwarded = forwarded[1:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.nproc}", "-m", "atlas.train", *forwarded]
+    print("[atlas] launching: " + " ".join(cmd), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from atlas.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+def train(cfg: AtlasConfig, output_dir: str | Path, resume: str | None = None) -> dict:
+    D.check_launch_environment()
+    ctx = D.init_distributed()
+    try:
+        return _train(cfg, Path(output_dir), resume, ctx)
+    finally:
+        D.shutdown(ctx)
+
+
+# --------------------------------------------------------------------------------------------------
+# the loop
+# --------------------------------------------------------------------------------------------------
+def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistContext) -> dict:
+    tc = cfg.training
+    log = setup_logging(run_dir, ctx.is_main)
+    print(f"Distributed training: world_size={ctx.world_size}, rank={ctx.rank}", file=sys.stderr, flush=True)
+
+    # 1. What to resume (rank 0 decides, everyone follows).
+    resume_path = resolve_resume(run_dir, resume, log.warning) if ctx.is_main else None
+    resume_path = D.broadcast_object(str(resume_path) if resume_path else None, ctx)
+    state = TrainerState()
+    if resume_path:
+        state = TrainerState(**json.loads((Path(resume_path) / TRAINER_STATE).read_text()))
+
+    # 2. The batch plan: micro-batch × world × accumulation = effective batch (kept across resumes).
+    micro = state.micro_batch_size or cfg.data.batch_size
+    plan = plan_batch(tc, micro, ctx.world_size, effective_batch_size=state.effective_batch_size or None)
+    if resume_path and state.world_size != ctx.world_size:
+        log.warning(
+            f"resuming a {state.world_size}-process run on {ctx.world_size}: effective batch stays "
+            f"{plan.effective_batch_size}, accumulation {state.gradient_accumulation_steps}→{plan.gradient_accumulation_steps}"
+        )
+    log.info(plan.arithmetic())
+    log.info(f"learning rate {plan.learning_rate:.3g} (base {plan.base_learning_rate:.3g}, lr_scaling={plan.lr_scaling}, "
+             f"base batch {plan.base_batch_size})")
+
+    # 3. Components, each from its own config section.
+    _seed_everything(tc.seed)
+    data = build_data(cfg.data, cfg.data_loading, cfg.model.action_horizon, tc.seed)
+    for line in data.log_lines:
+        log.info(line)
+    mo = cfg.memory_optimization
+    memory_kwargs = {k: v for k, v in {"gradient_checkpointing": mo.gradient_checkpointing,
+                                       "memory_efficient_attention": mo.memory_efficient_attention}.items() if v}
+    policy = build_policy(cfg.model, data.meta, data.normalizer, **memory_kwargs).to(ctx.device)
+    groups, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
+    for line in group_lines:
+        log.info(line)
+    log.info(f"policy {cfg.model.preset}: {policy.num_parameters():,} params, {policy.num_parameters(True):,} trainable")
+    optimizer = build_optimizer(groups, plan.learning_rate, tc.adam_betas, tc.adam_eps)
+    ema = EMA(policy, tc.ema) if tc.ema.enabled else None
+    scaler = torch.amp.GradScaler(ctx.device.type) if tc.mixed_precision == "fp16" else None
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    store = CheckpointStore(run_dir / "checkpoints", tc.checkpoints_total_limit)
+    manual_sync = mo.dynamic_batch_size and ctx.distributed  # see _sync_gradients
+
+    if resume_path:
+        _load_checkpoint(Path(resume_path), policy, ema, optimizer, scaler, ctx)
+        log.info(f"resumed from {resume_path} at step {state.step}")
+    else:
+        torch.manual_seed(tc.seed + 1000 * ctx.rank)  # per-rank noise/dropout; weights already built
+    state.micro_batch_size, state.gradient_accumulation_steps = plan.micro_batch_size, plan.gradient_accumulation_steps
+    state.world_size, state.effective_batch_size = ctx.world_size, plan.effective_batch_size
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, run_dir / "config.yaml")
+        plan_record = {**plan.to_dict(), "profile": cfg.profile, "device": str(ctx.device),
+                       "num_parameters": policy.num_parameters(), "trainable_parameters": policy.num_parameters(True),
+                       "samples_per_epoch": len(data.train),
+                       "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size)}
+        (run_dir / "plan.json").write_text(json.dumps(plan_record, indent=2))
+    model = D.wrap_model(policy, ctx)
+    injector = OOMInjector(ctx.rank)
+    injector.attach(policy)
+
+    stream = SampleStream(len(data.train), tc.seed, cfg.data.sampling, data.train.episode_ranges)
+    batches = StepBatches(data.train, stream, plan.micro_batch_size, plan.gradient_accumulation_steps,
+                          ctx.world_size, ctx.rank, state.samples_seen, cfg.data_loading,
+                          pin_memory=ctx.device.type == "cuda")
+    transform = data.transform or BatchTransform(data.normalizer)
+    metrics = MetricLogger(run_dir, ctx.is_main, cfg.logging.tensorboard,
+                           {"project": cfg.logging.wandb_project, "mode": cfg.logging.wandb_mode} if cfg.logging.wandb else None)
+    autocast = _autocast(ctx.device, tc.mixed_precision)
+    log.info(f"samples per epoch {len(data.train)}, steps per epoch {math.ceil(len(data.train) / plan.effective_batch_size)}, "
+             f"training steps {state.step + 1}..{tc.max_steps}")
+
+    bar = _progress_bar(cfg, ctx, state.step, tc.max_steps)
+    window = {"loss_sum": torch.zeros((), device=ctx.device), "valid": torch.zeros((), device=ctx.device),
+              "steps": 0, "start": time.perf_counter(), "grad_norm": torch.zeros((), device=ctx.device)}
+    last_loss = float("nan")
+    model.train()
+
+    # 4. Steps.
+    while state.step < tc.max_steps:
+        step = state.step + 1
+        injector.current_step = step
+        micro_batches = batches.next_step()
+        lr = learning_rate_at(step, plan.learning_rate, tc.lr_scheduler, tc.warmup_steps, tc.max_steps, tc.min_lr)
+        apply_learning_rate(optimizer, lr)
+
+        while True:  # redo the same samples with a smaller micro-batch after an out-of-memory error
+            oom = _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window,
+                              catch_oom=mo.dynamic_batch_size, manual_sync=manual_sync)
+            if not oom:
+                break
+            optimizer.zero_grad(set_to_none=True)
+            new_micro, new_acc, message = halve(batches.micro, batches.accumulation, step)
+            log.warning(message)
+            if ctx.device.type == "cuda":
+                torch.cuda.empty_cache()
+            micro_batches = resplit(micro_batches, new_micro)
+            batches.reset(new_micro, new_acc, batches.position)
+            state.micro_batch_size, state.gradient_accumulation_steps = new_micro, new_acc
+
+        if manual_sync:
+            _sync_gradients(trainable, ctx)
+        grad_norm = _clip(trainable, optimizer, scaler, tc.max_grad_norm)
+        if not torch.isfinite(grad_norm):
+            optimizer.zero_grad(set_to_none=True)
+            state.nonfinite_in_a_row += 1
+            log.warning(f"non-finite gradients at step {step} (loss term: loss); update skipped "
+                        f"({state.nonfinite_in_a_row} in a row)")
+            if state.nonfinite_in_a_row >= tc.max_nonfinite_steps:
+                raise NonFiniteError(f"{state.nonfinite_in_a_row} non-finite steps in a row at step {step}; "
+                                     f"last good checkpoint: {store.pointer('latest')}")
+        else:
+            state.nonfinite_in_a_row = 0
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if ema is not None:
+                ema.update(policy, step)
+        state.step = step
+        state.samples_seen = batches.position
+        window["grad_norm"] += grad_norm.detach().float() if torch.isfinite(grad_norm) else 0.0
+        window["steps"] += 1
+
+        if step % tc.log_interval == 0 or step == tc.max_steps:
+            last_loss = _log_window(window, step, lr, optimizer, plan.effective_batch_size, metrics, ctx, bar, stream)
+        if bar is not None:
+            bar.update(1)
+
+        val_loss = None
+        if tc.val_interval and data.val is not None and (step % tc.val_interval == 0 or step == tc.max_steps):
+            val_loss = _validate(model, data.val, transform, autocast, plan.micro_batch_size, tc.val_batches, ctx)
+            metrics.log({"val_loss": val_loss}, step)
+            log.info(f"step {step}: val_loss {val_loss:.5f}")
+        is_best = val_loss is not None and (state.best_metric is None or val_loss < state.best_metric)
+        if is_best:
+            state.best_metric, state.best_step = val_loss, step
+        if step % tc.checkpoint_interval == 0 or step == tc.max_steps or is_best:
+            path = _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best=is_best)
+            log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
+
+    batches.close()
+    if bar is not None:
+        bar.close()
+    metrics.close()
+    summary = {"final_step": state.step, "final_loss": last_loss, "best_val_loss": state.best_metric,
+               "best_step": state.best_step, "run_dir": str(run_dir)}
+    log.info(f"done: {json.dumps(summary)}")
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------
+# pieces of a step
+# --------------------------------------------------------------------------------------------------
+def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, catch_oom: bool, manual_sync: bool) -> bool:
+    """Forward/backward every micro-batch of the step; True if any rank ran out of memory.
+
+    Each micro-batch contributes loss_sum × world_size / (valid elements of the effective batch): DDP
+    averages gradients over ranks, so the sum over ranks and micro-batches is the large-batch mean.
+    """
+    counts = torch.tensor([float(sum(valid_elements(mb) for mb in micro_batches))], device=ctx.device)
+    total_valid = D.all_reduce_sum(counts, ctx).clamp_min(1.0)
+    scale = ctx.world_size / total_valid
+    oom = False
+    step_loss = torch.zeros((), device=ctx.device)
+    for i, micro_batch in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        try:
+            with D.no_sync(model, skip=manual_sync or not last), autocast():
+                out = model(transform(micro_batch, ctx.device, train=True))
+                loss = out["loss_sum"].float() * scale
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            step_loss += out["loss_sum"].detach().float()
+        except torch.OutOfMemoryError:
+            if not catch_oom:
+                raise
+            oom = True
+            break
+    if catch_oom:
+        flag = D.all_reduce_sum(torch.tensor([float(oom)], device=ctx.device), ctx)
+        oom = bool(flag.item() > 0)
+    if not oom:
+        window["loss_sum"] += step_loss
+        window["valid"] += total_valid.squeeze() / ctx.world_size
+    return oom
+
+
+def _sync_gradients(params: list[torch.Tensor], ctx: D.DistContext) -> None:
+    """One flat all-reduce of all gradients (dynamic batch sizing runs every micro-batch under no_sync, so
+    that a rank that runs out of memory mid-backward never leaves the others waiting in DDP's reducer)."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    D.all_reduce_sum(flat, ctx)
+    flat /= ctx.world_size
+    offset = 0
+    for p, g in zip(params, grads):
+        n = g.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
+
+
+def _clip(params, optimizer, scaler, max_norm: float | None) -> torch.Tensor:
+    """Global grad norm before clipping (logged), clipping to max_norm when set."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    limit = max_norm if max_norm is not None else float("inf")
+    return torch.nn.utils.clip_grad_norm_(params, limit)
+
+
+def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar, stream) -> float:
+    """Metrics of the steps since the last log line; the only host sync of the loss."""
+    totals = torch.stack([window["loss_sum"], window["valid"]]).float()
+    D.all_reduce_sum(totals, ctx)
+    elapsed = time.perf_counter() - window["start"]
+    loss = (totals[0] / totals[1].clamp_min(1.0)).item()
+    record = {
+        "loss": loss,
+        "lr": lr,
+        "grad_norm": (window["grad_norm"] / max(1, window["steps"])).item(),
+        "samples_per_s": window["steps"] * effective_batch / max(elapsed, 1e-9),
+        "epoch": step * effective_batch / stream.num_samples,
+    }
+    for group in optimizer.param_groups:
+        record[f"lr/{group['name']}"] = group["lr"]
+    metrics.log(record, step)
+    if bar is not None:
+        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", sps=f"{record['samples_per_s']:.0f}")
+    window.update(loss_sum=torch.zeros_like(window["loss_sum"]), valid=torch.zeros_like(window["valid"]),
+                  grad_norm=torch.zeros_like(window["grad_norm"]), steps=0, start=time.perf_counter())
+    return loss
+
+
+@torch.no_grad()
+def _validate(model, dataset, transform, autocast, micro, max_batches, ctx) -> float:
+    """Mean loss over valid elements of the held-out episodes, split across ranks and reduced."""
+    from torch.utils.data import DataLoader, default_collate
+
+    model.eval()
+    batches = shard_sequential(len(dataset), micro, ctx.world_size, ctx.rank)[: max_batches or None]
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=default_collate)
+    totals = torch.zeros(2, device=ctx.device)
+    policy = D.unwrap(model)
+    for batch in loader:
+        with autocast():
+            out = policy(transform(batch, ctx.device, train=False))
+        totals[0] += out["loss_sum"].float()
+        totals[1] += out["num_valid"].float()
+    D.all_reduce_sum(totals, ctx)
+    model.train()
+    return (totals[0] / totals[1].clamp_min(1.0)).item()
+
+
+# --------------------------------------------------------------------------------------------------
+# checkpoints
+# --------------------------------------------------------------------------------------------------
+def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best: bool) -> Path | None:
+    """Every rank writes its RNG state into the temp folder; rank 0 writes the rest and commits."""
+    tmp = store.begin(step) if ctx.is_main else store.tmp_dir(step)
+    D.barrier(ctx)
+    (tmp / "rng").mkdir(exist_ok=True)
+    torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt")
+    D.barrier(ctx)
+    final = None
+    if ctx.is_main:
+        policy.save_pretrained(tmp)
+        if ema is not None:
+            policy.save_pretrained(tmp / "ema", state_dict=ema.state_dict())
+        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if scaler is not None:
+            torch.save(scaler.state_dict(), tmp / "scaler.pt")
+        (tmp / "scheduler.json").write_text(json.dumps({
+            "lr_scheduler": cfg.training.lr_scheduler, "step": step, "warmup_steps": cfg.training.warmup_steps,
+            "max_steps": cfg.training.max_steps, "note": "the LR is a pure function of the step (atlas/engine/schedules.py)"}))
+        (tmp / TRAINER_STATE).write_text(json.dumps(asdict(state), indent=2))
+        dump_config(cfg, tmp / "config.yaml")
+        final = store.commit(step, best=best)
+    D.barrier(ctx)
+    return final
+
+
+def _load_checkpoint(path: Path, policy, ema, optimizer, scaler, ctx) -> None:
+    from safetensors.torch import load_file
+
+    policy.load_state_dict(load_file(str(path / "model.safetensors"), device=str(ctx.device)))
+    if ema is not None and (path / "ema" / "model.safetensors").is_file():
+        ema.load_state_dict(load_file(str(path / "ema" / "model.safetensors"), device=str(ctx.device)))
+    optimizer.load_state_dict(load_torch(path / "optimizer.pt"))
+    if scaler is not None and (path / "scaler.pt").is_file():
+        scaler.load_state_dict(load_torch(path / "scaler.pt"))
+    rng_file = path / "rng" / f"rank_{ctx.rank}.pt"
+    if rng_file.is_file():
+        set_rng_state(load_torch(rng_file))
+    else:  # a different world size: fresh, but deterministic, per-rank streams
+        torch.manual_seed(zlib.crc32(f"{path.name}:{ctx.rank}".encode()))
+
+
+# --------------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------------
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _autocast(device: torch.device, mixed_precision: str):
+    """A factory: each `with autocast():` gets a fresh context."""
+    if mixed_precision == "no":
+        return nullcontext
+    dtype = torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def _progress_bar(cfg: AtlasConfig, ctx: D.DistContext, start: int, total: int):
+    if not (ctx.is_main and cfg.logging.progress_bar):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="Steps", dynamic_ncols=True, mininterval=1.0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
