@@ -17,6 +17,7 @@ from atlas.data.episodes import EpisodeSource
 from atlas.data.normalize import STD_FLOOR
 
 CHUNK_ROWS = 8192
+STAT_COLUMNS = ("mean", "std", "min", "max", "q01", "q99")
 
 
 class RunningStats:
