@@ -1,0 +1,38 @@
+"""`atlas plan` and `atlas doctor`: read arguments, call the planner / doctor, print."""
+
+from __future__ import annotations
+
+import argparse
+
+from atlas.config.loader import load_config
+from atlas.planning.doctor import run_doctor
+from atlas.planning.hardware import find_gpu
+from atlas.planning.planner import make_plan
+from atlas.planning.render import render_plan, render_report
+from atlas.planning.setup import read_setup
+
+
+def plan(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, list(args.overrides or []))
+    gpus = args.gpus or 1
+    memory = args.gpu_memory
+    if args.gpu:
+        try:
+            find_gpu(args.gpu)
+        except KeyError as err:
+            print(f"atlas plan: {err.args[0]}")
+            return 2
+    result = make_plan(cfg, gpus, memory, gpu=args.gpu)
+    if getattr(args, "measure", False):
+        from atlas.planning.measure import calibrate
+
+        result = calibrate(cfg, result)
+    print(render_plan(result, args.format))
+    return 0 if result.fits else 1
+
+
+def doctor(args: argparse.Namespace) -> int:
+    setup = read_setup(args.target, args.gpus)
+    report = run_doctor(setup, args.recipe, args.gpu_memory)
+    print(render_report(report, args.format, getattr(args, "lang", "en")))
+    return report.exit_code

@@ -1,0 +1,320 @@
+"""`atlas doctor`: compare a setup with a recipe, catch the known traps, judge memory with the planner,
+and offer corrected settings.
+
+Score rule (documented, printed with the result): start at 100, subtract 15 per ❌ and 5 per ⚠️, floor 0.
+Exit code 1 when any ❌.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from atlas.config.loader import load_config
+from atlas.planning.hardware import GIB
+from atlas.planning.launch import repair_continuations
+from atlas.planning.planner import make_plan
+from atlas.planning.probe import ModelProbe, probe_model
+from atlas.planning.recipes import Recipe, get_recipe, infer_recipe
+from atlas.planning.setup import Setup, setup_from_script
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+ICON = {OK: "✅", WARN: "⚠️", FAIL: "❌"}
+SCORE_RULE = "100 - 15 per ❌ - 5 per ⚠️ (floor 0)"
+DEFAULT_SIZES = (24.0, 48.0, 80.0)
+TIGHT = 0.90  # share of the budget above which a fit is called tight
+
+
+@dataclass
+class Finding:
+    parameter: str
+    recipe: str
+    yours: str
+    status: str
+    why: str  # English; `why_zh` is the Chinese
+    why_zh: str = ""
+
+
+@dataclass
+class MemoryVerdict:
+    gpu_memory_gb: float
+    micro_batch_size: int
+    total_gb: float
+    budget_gb: float
+    status: str
+    plan_micro_batch_size: int
+    plan_accumulation: int
+    plan_checkpointing: bool
+    plan_efficient_attention: bool
+    breakdown: dict
+
+
+@dataclass
+class Report:
+    target: str
+    recipe: str
+    recipe_reason: str
+    world_size: int
+    world_size_origin: str
+    arithmetic: str
+    findings: list[Finding]
+    memory: list[MemoryVerdict]
+    options: list[dict]
+    corrected: str
+    unknown_flags: list[str]
+    issues: list[str]
+    score: int
+    score_rule: str = SCORE_RULE
+    parameters: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(f.status == FAIL for f in self.findings) else 0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["exit_code"] = self.exit_code
+        return data
+
+
+def score(findings: list[Finding]) -> int:
+    fails = sum(f.status == FAIL for f in findings)
+    warns = sum(f.status == WARN for f in findings)
+    return max(0, 100 - 15 * fails - 5 * warns)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def check_batch(setup: Setup, recipe: Recipe) -> Finding:
+    v = setup.values
+    eff = setup.effective_batch_size
+    want = recipe.value("effective_batch_size")
+    status = OK if want is None or eff == want else WARN
+    why = f"{v['micro_batch_size']} per device x {setup.world_size} processes x {v.get('gradient_accumulation_steps') or 1} accumulation"
+    why_zh = f"每卡 {v['micro_batch_size']} × {setup.world_size} 进程 × 累积 {v.get('gradient_accumulation_steps') or 1}"
+    if setup.kind == "script" and setup.world_size > 1:
+        why += f"; --train_batch_size is per device, so the total is {eff}, not {v['micro_batch_size']}"
+        why_zh += f"；--train_batch_size 是每卡的，总量是 {eff}，不是 {v['micro_batch_size']}"
+    return Finding("effective_batch_size", _fmt(want), str(eff), status, why, why_zh)
+
+
+def check_schedule(setup: Setup, recipe: Recipe) -> list[Finding]:
+    v, o = setup.values, setup.origin
+    sched, warm = v.get("lr_scheduler"), v.get("warmup_steps") or 0
+    low, high = recipe.parameters.get("warmup_steps", {}).get("range", [None, None])
+    out = []
+    if setup.kind == "script" and sched == "constant" and warm > 0:
+        out.append(Finding("lr_scheduler", _fmt(recipe.value("lr_scheduler")), f"constant + warmup {warm}", FAIL,
+                           f"diffusers' 'constant' ignores lr_warmup_steps={warm} ({o.get('warmup_steps')}): the run starts "
+                           "at the full LR with no warmup; use --lr_scheduler=constant_with_warmup",
+                           f"diffusers 的 'constant' 会忽略 lr_warmup_steps={warm}：训练从满学习率开始、没有预热；"
+                           "请改用 --lr_scheduler=constant_with_warmup"))
+        effective_warm = 0
+    else:
+        effective_warm = warm if not (setup.kind == "script" and sched == "constant") else 0
+        want = recipe.value("lr_scheduler")
+        same = want is None or sched == want or (want == "constant_with_warmup" and sched == "constant" and setup.kind == "yaml")
+        out.append(Finding("lr_scheduler", _fmt(want), _fmt(sched), OK if same else WARN,
+                           "as the recipe" if same else f"recipe uses {want} ({recipe.source('lr_scheduler')})",
+                           "与配方一致" if same else f"配方使用 {want}"))
+    if low is not None:
+        inside = low <= effective_warm <= high
+        shown = f"{effective_warm}" + (f" (set {warm}, ignored)" if effective_warm != warm else "")
+        out.append(Finding("warmup_steps", f"{low}-{high}", shown, OK if inside else WARN,
+                           "inside the recipe's range" if inside else f"recipe: {low}-{high} ({recipe.source('warmup_steps')})",
+                           "在配方范围内" if inside else f"配方：{low}-{high}"))
+    return out
+
+
+def check_value(setup: Setup, recipe: Recipe, key: str, tolerance: float | None = None) -> Finding | None:
+    want, have = recipe.value(key), setup.values.get(key)
+    if want is None:
+        return None
+    if isinstance(want, (int, float)) and not isinstance(want, bool) and isinstance(have, (int, float)):
+        ratio = have / want if want else (1.0 if have == want else float("inf"))
+        same = abs(ratio - 1) < 1e-9
+        far = tolerance is not None and not (1 / tolerance <= ratio <= tolerance)
+        status = OK if same else (FAIL if far else WARN)
+    else:
+        status = OK if have == want else WARN
+    why = "as the recipe" if status == OK else f"recipe: {_fmt(want)} ({recipe.source(key)}); yours from {setup.origin.get(key, '?')}"
+    why_zh = "与配方一致" if status == OK else f"配方：{_fmt(want)}；您的来自 {setup.origin.get(key, '?')}"
+    return Finding(key, _fmt(want), _fmt(have), status, why, why_zh)
+
+
+def check_workers(setup: Setup, cpu_cores: int) -> Finding:
+    workers = setup.values.get("num_workers") or 0
+    total = workers * setup.world_size
+    status = OK if total + setup.world_size <= cpu_cores else WARN
+    why = f"{workers} workers x {setup.world_size} processes = {total} (+{setup.world_size} training processes) vs {cpu_cores} CPU cores on this machine"
+    return Finding("num_workers", "<= cores / processes - 1", f"{workers} x {setup.world_size}", status, why,
+                   f"{workers} 个 worker × {setup.world_size} 进程 = {total}，本机 CPU 核数 {cpu_cores}")
+
+
+def check_disk(setup: Setup, probe: ModelProbe, path: str = ".") -> Finding:
+    limit = setup.values.get("checkpoints_total_limit")
+    strategy = setup.values.get("strategy", "ddp")
+    trainable, frozen = probe.params.trainable, probe.params.frozen_bytes
+    per_ckpt = 4 * trainable + 12 * trainable if strategy.startswith("zero") else 4 * trainable + 8 * trainable
+    per_ckpt += frozen
+    free = shutil.disk_usage(path).free
+    if limit is None:
+        return Finding("checkpoints_total_limit", "set a limit", "unlimited", WARN,
+                       f"each checkpoint ~{per_ckpt / 1e9:.1f} GB (weights + optimizer); without a limit they pile up",
+                       f"每个 checkpoint 约 {per_ckpt / 1e9:.1f} GB（权重+优化器），不设上限会占满磁盘")
+    need = limit * per_ckpt
+    status = OK if need < free else WARN
+    return Finding("checkpoints_total_limit", _fmt(None), f"{limit} x {per_ckpt / 1e9:.1f} GB = {need / 1e9:.0f} GB", status,
+                   f"weights + optimizer state per checkpoint; {free / 1e9:.0f} GB free here (check the training machine)",
+                   f"每个 checkpoint 含权重+优化器状态；本机剩余 {free / 1e9:.0f} GB（请在训练机器上确认）")
+
+
+def memory_verdicts(setup: Setup, cfg, probe: ModelProbe, sizes: tuple[float, ...]) -> list[MemoryVerdict]:
+    """The user's micro-batch judged on each GPU size, and the planner's own choice there."""
+    out = []
+    v = setup.values
+    for size in sizes:
+        pinned = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe,
+                           micro_batch_size=v["micro_batch_size"], cpu_cores=1)
+        free = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe, cpu_cores=1)
+        used = pinned.memory.total / GIB
+        status = FAIL if used > pinned.budget_gb else (WARN if used > TIGHT * pinned.budget_gb else OK)
+        out.append(MemoryVerdict(size, v["micro_batch_size"], round(used, 2), round(pinned.budget_gb, 2), status,
+                                 free.micro_batch_size, free.gradient_accumulation_steps, free.gradient_checkpointing,
+                                 free.memory_efficient_attention, pinned.memory.to_dict()))
+    return out
+
+
+def atlas_config_for(setup: Setup, recipe: Recipe):
+    """The config the planner measures: the YAML itself, or the recipe's model with the script's numbers."""
+    if setup.cfg is not None:
+        return setup.cfg
+    v = setup.values
+    eff = setup.effective_batch_size
+    overrides = list(recipe.atlas) + [
+        f"data.batch_size={v['micro_batch_size']}", f"training.effective_batch_size={eff}",
+        f"training.learning_rate={v.get('learning_rate') or 1e-4}",
+    ]
+    if v.get("mixed_precision") in ("bf16", "fp16", "no"):
+        overrides.append(f"training.mixed_precision={v['mixed_precision']}")
+    return load_config(None, overrides)
+
+
+def build_options(setup: Setup, verdicts: list[MemoryVerdict]) -> list[dict]:
+    """Keep / micro-batch + accumulation / a mix, each with the GPU sizes it fits."""
+    v = setup.values
+    per_process = setup.effective_batch_size // setup.world_size
+    candidates = {(v["micro_batch_size"], per_process // v["micro_batch_size"])}
+    for verdict in verdicts:
+        candidates.add((verdict.plan_micro_batch_size, verdict.plan_accumulation))
+    options = []
+    for micro, accumulation in sorted(candidates, key=lambda c: -c[0]):
+        fits_on = [f"{x.gpu_memory_gb:g} GB" for x in verdicts if micro <= _cap(x)]
+        label = "keep" if micro == v["micro_batch_size"] else ("accumulate" if micro == min(c[0] for c in candidates) else "mix")
+        options.append({"name": label, "micro_batch_size": micro, "gradient_accumulation_steps": accumulation,
+                        "effective_batch_size": micro * accumulation * setup.world_size, "fits": fits_on})
+    return options
+
+
+def _cap(verdict: MemoryVerdict) -> int:
+    return verdict.plan_micro_batch_size if verdict.micro_batch_size > verdict.plan_micro_batch_size or verdict.status == FAIL else max(verdict.plan_micro_batch_size, verdict.micro_batch_size)
+
+
+def corrected_command(setup: Setup, micro: int, accumulation: int) -> str:
+    """The launch command with the traps fixed, one flag per line, no comments after backslashes."""
+    if setup.launch is None:
+        lines = [f"data.batch_size: {micro}", f"training.gradient_accumulation_steps: {accumulation}"]
+        return "\n".join(lines)
+    cmd = setup.launch.training
+    args: dict[str, Any] = dict(cmd.args)
+    for issue in setup.launch.issues:
+        for flag in issue.dropped:
+            key, _, value = flag.lstrip("-").partition("=")
+            args.setdefault(key, value if value else True)
+    args["train_batch_size"] = str(micro)
+    args["gradient_accumulation_steps"] = str(accumulation)
+    if args.get("lr_scheduler") == "constant" and int(args.get("lr_warmup_steps", 0) or 0) > 0:
+        args["lr_scheduler"] = "constant_with_warmup"
+    head = {"accelerate": "accelerate launch", "torchrun": "torchrun", "deepspeed": "deepspeed", "python": "python"}[cmd.launcher]
+    parts = [head] + [f"--{k}" if v is True else f"--{k} {v}" for k, v in cmd.launcher_args.items()] + [cmd.script]
+    parts += [f"--{k}" if v is True else f"--{k}={v}" for k, v in args.items()]
+    return " \\\n    ".join(parts)
+
+
+def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: float | None = None,
+               cpu_cores: int | None = None, probe: ModelProbe | None = None) -> Report:
+    if recipe_name:
+        recipe, reason = get_recipe(recipe_name), "--recipe"
+    else:
+        preset = setup.cfg.model.preset if setup.cfg is not None else None
+        flags = set(setup.launch.training.args) if setup.launch else set()
+        recipe, reason = infer_recipe(preset, flags, setup.text)
+    cfg = atlas_config_for(setup, recipe)
+    probe = probe or probe_model(cfg)
+    findings = [check_batch(setup, recipe), *check_schedule(setup, recipe)]
+    for key, tol in (("learning_rate", 10.0), ("mixed_precision", None), ("sampling", None), ("state_noise_snr", None),
+                     ("image_aug", None), ("max_steps", None), ("strategy", None)):
+        finding = check_value(setup, recipe, key, tol)
+        if finding:
+            findings.append(finding)
+    findings.append(check_workers(setup, cpu_cores or os.cpu_count() or 1))
+    findings.append(check_disk(setup, probe))
+    issues = []
+    if setup.launch is not None:
+        for issue in setup.launch.issues:
+            issues.append(issue.message)
+            if issue.kind in ("comment_after_backslash", "orphan_flags"):
+                dropped = " ".join(issue.dropped)
+                findings.append(Finding("script", "one command", f"line {issue.line}", FAIL, issue.message +
+                                        (f": {dropped}" if dropped else ""),
+                                        f"第 {issue.line} 行：反斜杠后面跟了注释，命令在此结束，之后的参数全部丢失" +
+                                        (f"：{dropped}" if dropped else "")))
+        cmd = setup.launch.training
+        devices = cmd.visible_devices
+        if devices is not None and cmd.world_size and len(devices) < cmd.world_size:
+            findings.append(Finding("CUDA_VISIBLE_DEVICES", f"{cmd.world_size} devices", ",".join(devices), FAIL,
+                                    f"{cmd.world_size} processes but only {len(devices)} visible GPUs",
+                                    f"{cmd.world_size} 个进程但只有 {len(devices)} 张可见 GPU"))
+        if setup.unknown_flags:
+            issues.append("flags the doctor does not know (passed through unchecked): " + " ".join(setup.unknown_flags))
+    sizes = (gpu_memory_gb,) if gpu_memory_gb else DEFAULT_SIZES
+    verdicts = memory_verdicts(setup, cfg, probe, sizes)
+    for verdict in verdicts:
+        fix = f"micro-batch {verdict.plan_micro_batch_size} x accumulation {verdict.plan_accumulation}"
+        findings.append(Finding(f"memory @ {verdict.gpu_memory_gb:g} GB", f"<= {verdict.budget_gb:g} GB",
+                                f"{verdict.total_gb:g} GB", verdict.status,
+                                f"micro-batch {verdict.micro_batch_size} needs {verdict.total_gb:g} GB of {verdict.budget_gb:g} GB usable"
+                                + ("" if verdict.status == OK else f"; planner: {fix}"),
+                                f"每卡 {verdict.micro_batch_size} 需要 {verdict.total_gb:g} GB（可用 {verdict.budget_gb:g} GB）"
+                                + ("" if verdict.status == OK else f"；建议：每卡 {verdict.plan_micro_batch_size} × 累积 {verdict.plan_accumulation}")))
+    intended = setup
+    if setup.launch is not None and any(i.kind == "comment_after_backslash" for i in setup.launch.issues):
+        intended = setup_from_script(repair_continuations(setup.text), setup.world_size)
+        if intended.effective_batch_size != setup.effective_batch_size:
+            verdicts_for_options = memory_verdicts(intended, atlas_config_for(intended, recipe), probe, sizes)
+        else:
+            verdicts_for_options = verdicts
+    else:
+        verdicts_for_options = verdicts
+    options = build_options(intended, verdicts_for_options)
+    smallest = min(verdicts_for_options, key=lambda x: x.gpu_memory_gb)
+    micro, accumulation = intended.values["micro_batch_size"], intended.values.get("gradient_accumulation_steps") or 1
+    if smallest.status != OK:
+        micro, accumulation = smallest.plan_micro_batch_size, smallest.plan_accumulation
+    v = setup.values
+    arithmetic = (f"effective batch = {v['micro_batch_size']} (per device, {setup.origin.get('micro_batch_size')}) x "
+                  f"{setup.world_size} processes ({setup.world_size_origin}) x {v.get('gradient_accumulation_steps') or 1} "
+                  f"accumulation ({setup.origin.get('gradient_accumulation_steps', 'default')}) = {setup.effective_batch_size}")
+    p = probe.params
+    return Report(setup.launch and "script" or "yaml", recipe.name, reason, setup.world_size, setup.world_size_origin,
+                  arithmetic, findings, verdicts, options, corrected_command(intended, micro, accumulation),
+                  setup.unknown_flags, issues, score(findings),
+                  parameters={"preset": cfg.model.preset, "total": p.total, "trainable": p.trainable, "frozen": p.frozen})

@@ -1,0 +1,251 @@
+"""Measure a policy without a GPU: build it under FakeTensorMode (no real storage, so rdt-1b fits on a
+laptop), run forward/backward on fake batches, and record what training would hold.
+
+Activation memory is the bytes autograd saves for backward (torch.autograd.graph.saved_tensors_hooks),
+deduplicated by storage and excluding parameters. Recorded at micro-batch 1 and 2 and fitted as
+fixed + per_sample × B, separately with and without gradient checkpointing and memory-efficient attention.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from atlas.config.schema import AtlasConfig
+from atlas.data.episodes import DatasetMeta
+from atlas.data.normalize import Normalizer
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+MODULE_ALIASES = {"lang_encoder": "language", "language_encoder": "language", "text_encoder": "language",
+                  "vision_encoder": "vision", "vision_backbone": "vision", "vggt": "vision"}
+
+
+@dataclass
+class ActivationFit:
+    """Saved-tensor bytes = fixed_bytes + per_sample_bytes × micro-batch (fitted from two probes)."""
+
+    fixed_bytes: float
+    per_sample_bytes: float
+    samples: dict[int, int] = field(default_factory=dict)
+
+    def predict(self, micro_batch: int) -> float:
+        return max(0.0, self.fixed_bytes + self.per_sample_bytes * micro_batch)
+
+
+@dataclass
+class ParamCounts:
+    total: int
+    trainable: int
+    frozen: int
+    trainable_bytes: int  # in the dtype the model holds them
+    frozen_bytes: int
+    by_module: dict[str, dict[str, int]]  # top-level module → {trainable, frozen}
+
+
+@dataclass
+class ModelProbe:
+    preset: str
+    params: ParamCounts
+    forward_flops_per_sample: float  # counted forward FLOPs at micro-batch 1
+    train_flops_per_sample: float  # trainable modules 3x forward (forward + backward), frozen ones 1x
+    activations: dict[str, ActivationFit]  # key "ckpt=0,mea=0"; filled on demand
+    mixed_precision: str
+    seconds: float
+    mode: str
+    measure: Callable[[bool, bool], ActivationFit] | None = field(default=None, repr=False, compare=False)
+
+    def activation(self, checkpointing: bool, efficient_attention: bool) -> ActivationFit:
+        """The fit for one memory option, probing the fake model the first time it is asked for."""
+        key = option_key(checkpointing, efficient_attention)
+        if key not in self.activations:
+            start = time.perf_counter()
+            self.activations[key] = self.measure(checkpointing, efficient_attention) if self.measure else \
+                self.activations[option_key(False, False)]
+            self.seconds += time.perf_counter() - start
+        return self.activations[key]
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "params": asdict(self.params), "forward_flops_per_sample": self.forward_flops_per_sample,
+                "train_flops_per_sample": self.train_flops_per_sample, "mixed_precision": self.mixed_precision,
+                "activations": {k: asdict(v) for k, v in self.activations.items()}, "seconds": self.seconds}
+
+
+def option_key(checkpointing: bool, efficient_attention: bool) -> str:
+    return f"ckpt={int(checkpointing)},mea={int(efficient_attention)}"
+
+
+def dataset_meta(cfg: AtlasConfig) -> DatasetMeta:
+    """Shapes of the data without loading it: read the first episode's header, else the config's sizes."""
+    data = cfg.data
+    if data.format != "synthetic" and data.path:
+        with contextlib.suppress(Exception):
+            import numpy as np
+
+            from atlas.data.registry import FORMATS
+
+            source = FORMATS[data.format](data, cfg.training.seed)
+            state = source.read(0, "state", np.arange(1))
+            action = source.read(0, "action", np.arange(1))
+            size = None
+            if source.cameras:
+                size = tuple(source.read(0, f"image/{source.cameras[0]}", np.arange(1)).shape[1:3])
+            return DatasetMeta(int(state.shape[-1]), int(action.shape[-1]), list(source.cameras), size, ["task0"])
+    cameras = [f"cam{i}" for i in range(data.num_cameras)] if data.image_size else []
+    size = (data.image_size, data.image_size) if data.image_size else None
+    tasks = [f"task{i}" for i in range(data.num_tasks)]
+    return DatasetMeta(data.state_dim, data.action_dim, cameras, size, tasks, {t: f"do {t}" for t in tasks})
+
+
+def make_batch(meta: DatasetMeta, cfg: AtlasConfig, batch_size: int) -> dict:
+    """A normalized training batch of the shapes `BatchTransform` hands the policy."""
+    horizon, obs = cfg.model.action_horizon, cfg.data.obs_horizon
+    batch = {
+        "state": torch.randn(batch_size, obs, meta.state_dim),
+        "action": torch.randn(batch_size, horizon, meta.action_dim),
+        "action_mask": torch.ones(batch_size, horizon, dtype=torch.bool),
+        "instruction": [meta.instructions.get(meta.tasks[0], "pick up the object") if meta.tasks else "pick"] * batch_size,
+        "task_index": torch.zeros(batch_size, dtype=torch.long),
+        "episode_index": torch.zeros(batch_size, dtype=torch.long),
+        "frame_index": torch.zeros(batch_size, dtype=torch.long),
+    }
+    if meta.cameras and meta.image_size:
+        h, w = meta.image_size
+        batch["images"] = torch.rand(batch_size, obs, len(meta.cameras), 3, h, w)
+    return batch
+
+
+def build_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool) -> nn.Module:
+    """The registry's policy with the memory options, applying lr_multipliers=0 as freezing."""
+    from atlas.models.registry import build_policy
+
+    kwargs = {}
+    accepted = inspect.signature(build_policy).parameters
+    if "gradient_checkpointing" in accepted:
+        kwargs["gradient_checkpointing"] = checkpointing
+    if "memory_efficient_attention" in accepted:
+        kwargs["memory_efficient_attention"] = efficient_attention
+    model = build_policy(cfg.model, meta, Normalizer({}), **kwargs)
+    apply_freezing(model, cfg.training.lr_multipliers)
+    model.train()
+    return model
+
+
+def apply_freezing(model: nn.Module, multipliers: dict[str, float]) -> None:
+    """Parameters under a prefix with multiplier 0 do not train (same rule as the optimizer groups)."""
+    for key, value in multipliers.items():
+        if value != 0:
+            continue
+        prefix = key
+        names = [n for n, _ in model.named_parameters()]
+        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
+            prefix = MODULE_ALIASES.get(key, key)
+        for name, param in model.named_parameters():
+            if name == prefix or name.startswith(prefix + "."):
+                param.requires_grad_(False)
+
+
+def count_params(model: nn.Module) -> ParamCounts:
+    by_module: dict[str, dict[str, int]] = {}
+    totals = {"trainable": 0, "frozen": 0, "trainable_bytes": 0, "frozen_bytes": 0}
+    for name, p in model.named_parameters():
+        kind = "trainable" if p.requires_grad else "frozen"
+        top = name.split(".")[0]
+        entry = by_module.setdefault(top, {"trainable": 0, "frozen": 0})
+        entry[kind] += p.numel()
+        totals[kind] += p.numel()
+        totals[f"{kind}_bytes"] += p.numel() * p.element_size()
+    return ParamCounts(totals["trainable"] + totals["frozen"], totals["trainable"], totals["frozen"],
+                       totals["trainable_bytes"], totals["frozen_bytes"], by_module)
+
+
+def _autocast(mixed_precision: str, device: str):
+    dtype = AUTOCAST_DTYPES.get(mixed_precision)
+    if dtype is None or device == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=dtype)
+
+
+def saved_tensor_bytes(model: nn.Module, batch: dict, mixed_precision: str = "no", device: str = "cpu") -> int:
+    """Bytes of the distinct non-parameter storages autograd keeps for backward after one forward."""
+    held = {p.untyped_storage()._cdata for p in model.parameters()}
+    held |= {b.untyped_storage()._cdata for b in model.buffers()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage._cdata not in held:
+            seen[storage._cdata] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), _autocast(mixed_precision, device):
+        out = model(batch)
+    total = sum(seen.values())
+    del out
+    return total
+
+
+def _probe_forward(model: nn.Module, batch: dict, mixed_precision: str) -> tuple[int, float, float]:
+    """One forward: (saved-tensor bytes, forward FLOPs, train FLOPs by the 3x-trainable / 1x-frozen rule)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False, depth=1) as counter:
+        saved = saved_tensor_bytes(model, batch, mixed_precision)
+    counts = counter.get_flop_counts()
+    forward = float(sum(counter.get_flop_counts().get("Global", {}).values()))
+    train = 0.0
+    for name, child in model.named_children():
+        flops = float(sum(counts.get(name, {}).values()))
+        trains = any(p.requires_grad for p in child.parameters())
+        train += flops * (3 if trains else 1)
+    unattributed = forward - sum(float(sum(counts.get(n, {}).values())) for n, _ in model.named_children())
+    return saved, forward, train + 3 * max(0.0, unattributed)
+
+
+def _set_options(model: nn.Module, checkpointing: bool, efficient_attention: bool) -> bool:
+    """Switch the memory options in place when the model supports it (else the caller rebuilds)."""
+    if not hasattr(model, "set_gradient_checkpointing"):
+        return False
+    try:
+        from atlas.models.layers import set_memory_efficient_attention
+    except ImportError:
+        return False
+    model.set_gradient_checkpointing(checkpointing)
+    set_memory_efficient_attention(model, efficient_attention)
+    return True
+
+
+def probe_model(cfg: AtlasConfig, meta: DatasetMeta | None = None) -> ModelProbe:
+    """Parameter counts, FLOPs per sample and the activation fit without memory options, on fake tensors.
+
+    Other options are probed when first asked for (`ModelProbe.activation`), on the same fake model.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    start = time.perf_counter()
+    meta = meta or dataset_meta(cfg)
+    mp = cfg.training.mixed_precision
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        torch.manual_seed(0)
+        model = build_model(cfg, meta, False, False)
+        params = count_params(model)
+        saved1, forward, train = _probe_forward(model, make_batch(meta, cfg, 1), mp)
+        saved2 = saved_tensor_bytes(model, make_batch(meta, cfg, 2), mp)
+    base = ActivationFit(2 * saved1 - saved2, saved2 - saved1, {1: saved1, 2: saved2})
+    state = {"model": model}
+
+    def measure(checkpointing: bool, efficient_attention: bool) -> ActivationFit:
+        with mode:
+            if not _set_options(state["model"], checkpointing, efficient_attention):
+                state["model"] = build_model(cfg, meta, checkpointing, efficient_attention)
+            samples = {b: saved_tensor_bytes(state["model"], make_batch(meta, cfg, b), mp) for b in (1, 2)}
+        return ActivationFit(2 * samples[1] - samples[2], samples[2] - samples[1], samples)
+
+    return ModelProbe(cfg.model.preset, params, forward, train, {option_key(False, False): base}, mp,
+                      time.perf_counter() - start, "fake", measure)

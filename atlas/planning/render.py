@@ -1,0 +1,96 @@
+"""Text, markdown and JSON forms of plans and doctor reports, in English or Chinese."""
+
+from __future__ import annotations
+
+import json
+
+from atlas.planning.doctor import ICON, Report
+from atlas.planning.hardware import ALLOCATOR_MARGIN, CUDA_CONTEXT_GIB
+from atlas.planning.planner import Plan
+
+WORDS = {
+    "en": {"parameter": "parameter", "recipe": "recipe", "yours": "yours", "status": "status", "why": "why",
+           "arith": "Effective batch", "memory": "Memory per GPU (planner)", "options": "Options",
+           "corrected": "Corrected command (paste this)", "score": "Score", "rule": "rule",
+           "unknown": "Unknown flags (not checked)", "issues": "Script issues", "recipe_used": "Recipe",
+           "fits": "fits", "params": "Parameters"},
+    "zh": {"parameter": "参数", "recipe": "配方推荐", "yours": "您的配置", "status": "状态", "why": "说明",
+           "arith": "有效 batch 计算", "memory": "单卡显存（规划器）", "options": "修改方案",
+           "corrected": "修正后的命令（可直接粘贴）", "score": "评分", "rule": "规则",
+           "unknown": "未识别的参数（未检查）", "issues": "脚本问题", "recipe_used": "配方",
+           "fits": "适用", "params": "参数量"},
+}
+
+
+def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*["-" * w for w in widths])] + [fmt.format(*r) for r in rows])
+
+
+def render_report(report: Report, fmt: str = "table", lang: str = "en") -> str:
+    if fmt == "json":
+        return json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+    w = WORDS[lang]
+    md = fmt == "markdown"
+    rows = [[f.parameter, f.recipe, f.yours, ICON[f.status], f.why_zh if lang == "zh" and f.why_zh else f.why]
+            for f in report.findings]
+    p = report.parameters
+    out = [f"{w['recipe_used']}: {report.recipe} ({report.recipe_reason})",
+           f"{w['params']}: {p.get('preset')} total {p.get('total', 0) / 1e6:.1f}M, trainable {p.get('trainable', 0) / 1e6:.1f}M, "
+           f"frozen {p.get('frozen', 0) / 1e6:.1f}M", "",
+           _table([w["parameter"], w["recipe"], w["yours"], w["status"], w["why"]], rows, md), "",
+           f"{w['arith']}: {report.arithmetic}", "", f"{w['memory']}:"]
+    mem_rows = [[f"{m.gpu_memory_gb:g} GB", str(m.micro_batch_size), f"{m.total_gb:g} / {m.budget_gb:g} GB", ICON[m.status],
+                 f"{m.plan_micro_batch_size} x {m.plan_accumulation}" + (" +ckpt" if m.plan_checkpointing else "")
+                 + (" +mea" if m.plan_efficient_attention else "")] for m in report.memory]
+    out.append(_table(["GPU", "micro", "need / usable", w["status"], "plan micro x accum"], mem_rows, md))
+    out.append(f"(constants: CUDA context {CUDA_CONTEXT_GIB:g} GiB, allocator margin {ALLOCATOR_MARGIN:.0%} of dynamic memory)")
+    out += ["", f"{w['options']}:"]
+    for o in report.options:
+        out.append(f"  - {o['name']}: --train_batch_size={o['micro_batch_size']} --gradient_accumulation_steps="
+                   f"{o['gradient_accumulation_steps']} (= {o['effective_batch_size']}); {w['fits']}: {', '.join(o['fits']) or '-'}")
+    if report.issues:
+        out += ["", f"{w['issues']}:"] + [f"  - {i}" for i in report.issues]
+    if report.unknown_flags:
+        out += ["", f"{w['unknown']}: {' '.join(report.unknown_flags)}"]
+    fence = "```bash" if md else ""
+    out += ["", f"{w['corrected']}:", fence, report.corrected, "```" if md else ""]
+    out.append(f"{w['score']}: {report.score}/100 ({w['rule']}: {report.score_rule})")
+    return "\n".join(line for line in out if line is not None)
+
+
+def render_plan(plan: Plan, fmt: str = "table") -> str:
+    if fmt == "json":
+        return json.dumps(plan.to_dict(), indent=2)
+    d = plan.to_dict()
+    p = d["parameters"]
+    m = d["memory"]
+    lines = [
+        f"GPU: {plan.gpu.name} x {plan.gpus}, {plan.gpu.memory_gb:g} GB, usable {d['budget_gb']} GB "
+        f"(max_memory_usage), strategy {plan.strategy}",
+        f"parameters: total {p['total']:,}  trainable {p['trainable']:,}  frozen {p['frozen']:,}",
+        "  " + ", ".join(f"{k}: {v['trainable']:,}+{v['frozen']:,} frozen" for k, v in p["by_module"].items()),
+        f"plan: micro-batch {plan.micro_batch_size} x {plan.gpus} GPU(s) x accumulation "
+        f"{plan.gradient_accumulation_steps} = effective {plan.effective_batch_size}; learning rate "
+        f"{plan.learning_rate:g} (base {plan.base_learning_rate:g}); gradient_checkpointing {plan.gradient_checkpointing}, "
+        f"memory_efficient_attention {plan.memory_efficient_attention}",
+        f"largest micro-batch by option: {d['max_micro_batch']}",
+        "memory per GPU (GiB): " + ", ".join(f"{k} {v}" for k, v in m.items() if k != "unit") + ("" if plan.fits else "  DOES NOT FIT"),
+        f"  constants: CUDA context {CUDA_CONTEXT_GIB:g} GiB, allocator margin {ALLOCATOR_MARGIN:.0%} of dynamic memory",
+        f"data workers: {plan.workers_per_process} per process ({plan.cpu_cores} CPU cores)",
+        f"FLOPs per sample: forward {d['flops_per_sample']['forward']:.3g}, train {d['flops_per_sample']['train']:.3g} "
+        f"(trainable 3x, frozen 1x); assumed MFU {plan.mfu:.0%}; peak {plan.gpu.bf16_tflops:g} TFLOPs, link "
+        f"{plan.gpu.link} ({plan.gpu.link_gbps:g} GB/s)",
+        "",
+        _table(["GPUs", "micro x accum", "step s", "all-reduce s", "speed-up", f"hours ({plan.timing and 'max_steps'})"],
+               [[str(r.gpus), f"{r.micro_batch_size} x {r.gradient_accumulation_steps}", f"{r.step_s:.3g}",
+                 f"{r.allreduce_s:.3g}", f"{r.speedup:.2f}x", f"{r.total_hours:.3g}"] for r in plan.timing], False),
+    ]
+    lines += [f"note: {n}" for n in plan.notes]
+    lines.append(f"(probe {d['probe_seconds']} s on fake tensors)")
+    return "\n".join(lines)
