@@ -98,6 +98,7 @@ class HDF5Source:
         self.metadata = dict(metadata or {})
         self.notes: list[str] = []  # log lines of the indexing (skipped episodes ...)
         self._handles: OrderedDict[str, h5py.File] = OrderedDict()
+        self._datasets: dict[tuple[str, str, str], h5py.Dataset] = {}  # skips h5py's path lookup per read
         self._pid = os.getpid()
 
     # -- EpisodeSource ----------------------------------------------------------------------------
@@ -130,21 +131,27 @@ class HDF5Source:
     def _file(self, path: str) -> h5py.File:
         if os.getpid() != self._pid:  # forked: the parent's handles are not ours to use
             self._handles = OrderedDict()
+            self._datasets = {}
             self._pid = os.getpid()
         handle = self._handles.get(path)
         if handle is None:
             handle = open_file(path)
             self._handles[path] = handle
             while len(self._handles) > MAX_OPEN_FILES:
-                self._handles.popitem(last=False)[1].close()
+                old_path, old = self._handles.popitem(last=False)
+                self._datasets = {k: v for k, v in self._datasets.items() if k[0] != old_path}
+                old.close()
         else:
             self._handles.move_to_end(path)
         return handle
 
     def _dataset(self, ref: EpisodeRef, key: str) -> h5py.Dataset:
-        handle = self._file(ref.path)
-        group = handle[ref.group] if ref.group else handle
-        return get_dataset(group, key, ref.path, ref.name)
+        handle = self._file(ref.path)  # first: resets the caches after a fork
+        cached = self._datasets.get((ref.path, ref.group, key))
+        if cached is None:
+            group = handle[ref.group] if ref.group else handle
+            cached = self._datasets[(ref.path, ref.group, key)] = get_dataset(group, key, ref.path, ref.name)
+        return cached
 
     def _read(self, ref: EpisodeRef, key: str, rows: np.ndarray) -> np.ndarray:
         try:
@@ -170,6 +177,7 @@ class HDF5Source:
             raise DataError(f"{where(ref.path, ref.name, key)}: read failed: {err}") from None
 
     def close(self) -> None:
+        self._datasets = {}
         for handle in self._handles.values():
             handle.close()
         self._handles = OrderedDict()
@@ -177,6 +185,7 @@ class HDF5Source:
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_handles"] = OrderedDict()
+        state["_datasets"] = {}
         return state
 
     def __setstate__(self, state: dict) -> None:

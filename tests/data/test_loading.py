@@ -110,3 +110,14 @@ def test_validation_split_is_by_episode_and_stable(tmp_path):
     )
     assert explicit.val.episode_ids == [0, 4] and 0 not in explicit.train.episode_ids
     assert np.isin(explicit.train.episode_ids, [1, 2, 3]).all()
+
+
+def test_numpy_collate_equals_default_collate(tmp_path):
+    from torch.utils.data import default_collate
+
+    from atlas.data.collate import collate_samples
+
+    train = _bundle(tmp_path).train
+    samples = [train[i] for i in (0, 5, 17)]
+    _assert_same([collate_samples(samples)], [default_collate(samples)])
+    assert collate_samples(samples)["action_mask"].dtype == torch.bool
