@@ -80,8 +80,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=None)
     parser.add_argument("--length", type=int, default=None)
     args = parser.parse_args()
-    episodes = args.episodes or (6 if args.quick else 40)
-    length = args.length or (60 if args.quick else 150)
+    episodes = args.episodes or (6 if args.quick else 16)
+    length = args.length or (60 if args.quick else 100)
     samples = 512 if args.quick else 4096
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.hdf5"
