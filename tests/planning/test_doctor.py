@@ -1,0 +1,102 @@
+"""Doctor on seed 000's scripts with the rdt-1b preset measured by the planner, the traps, JSON and zh output."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from atlas.config.loader import load_config
+from atlas.planning.doctor import FAIL, OK, run_doctor
+from atlas.planning.probe import probe_model
+from atlas.planning.recipes import get_recipe
+from atlas.planning.render import render_report
+from atlas.planning.setup import setup_from_script
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def rdt_probe():
+    return probe_model(load_config(None, get_recipe("rdt-1b-finetune").atlas))
+
+
+@pytest.fixture(scope="module")
+def reports(rdt_probe):
+    out = {}
+    for name in ("seed000_32x1x8.sh", "seed000_4x8x8.sh", "seed000_full_modification.sh"):
+        out[name] = run_doctor(setup_from_script((FIXTURES / name).read_text()), cpu_cores=128, probe=rdt_probe)
+    return out
+
+
+def _verdict(report, size):
+    return next(m for m in report.memory if m.gpu_memory_gb == size)
+
+
+def test_seed000_both_scripts_effective_256(reports):
+    for name in ("seed000_32x1x8.sh", "seed000_4x8x8.sh"):
+        r = reports[name]
+        assert r.recipe == "rdt-1b-finetune" and "= 256" in r.arithmetic
+        assert next(f for f in r.findings if f.parameter == "effective_batch_size").status == OK
+
+
+def test_seed000_32_per_gpu_flagged_on_24_and_48(reports):
+    r = reports["seed000_32x1x8.sh"]
+    assert _verdict(r, 24).status != OK and _verdict(r, 48).status != OK
+
+
+def test_seed000_small_micro_batch_needs_less_memory(reports):
+    big, small = reports["seed000_32x1x8.sh"], reports["seed000_4x8x8.sh"]
+    for size in (24, 48, 80):
+        assert _verdict(small, size).total_gb < _verdict(big, size).total_gb
+    assert _verdict(small, 80).status == OK
+
+
+@pytest.mark.xfail(strict=True, reason="planner: rdt-1b preset under DDP without memory options needs ~4.5 GB "
+                   "activations per sample, so 32/GPU exceeds 80 GB and 4/GPU exceeds 24 GB (seed 000 claims otherwise)")
+def test_seed000_claims_32_fine_on_80_and_4_fine_on_24(reports):
+    assert _verdict(reports["seed000_32x1x8.sh"], 80).status == OK
+    assert _verdict(reports["seed000_4x8x8.sh"], 24).status == OK
+
+
+def test_constant_scheduler_ignores_warmup(reports):
+    f = next(f for f in reports["seed000_32x1x8.sh"].findings if f.parameter == "lr_scheduler")
+    assert f.status == FAIL and "constant_with_warmup" in f.why
+    assert reports["seed000_32x1x8.sh"].exit_code == 1
+    assert "--lr_scheduler=constant_with_warmup" in reports["seed000_32x1x8.sh"].corrected
+
+
+def test_full_modification_caught_and_corrected(reports):
+    r = reports["seed000_full_modification.sh"]
+    script = [f for f in r.findings if f.parameter == "script"]
+    assert script and all(f.status == FAIL for f in script)
+    assert any("--gradient_accumulation_steps=8" in f.why for f in script)
+    assert "#" not in r.corrected and "--gradient_accumulation_steps=" in r.corrected
+    opt_batches = {o["effective_batch_size"] for o in r.options}
+    assert opt_batches == {256}
+
+
+def test_workers_times_processes_vs_cores(rdt_probe):
+    setup = setup_from_script((FIXTURES / "seed000_4x8x8.sh").read_text())
+    r = run_doctor(setup, cpu_cores=16, probe=rdt_probe, gpu_memory_gb=80)
+    assert next(f for f in r.findings if f.parameter == "num_workers").status != OK
+
+
+REPORT_SCHEMA = {
+    "type": "object",
+    "required": ["recipe", "findings", "memory", "options", "corrected", "score", "score_rule", "exit_code", "arithmetic"],
+    "properties": {
+        "score": {"type": "integer", "minimum": 0, "maximum": 100},
+        "exit_code": {"enum": [0, 1]},
+        "findings": {"type": "array", "items": {"type": "object", "required": ["parameter", "recipe", "yours", "status", "why"],
+                                                "properties": {"status": {"enum": ["ok", "warn", "fail"]}}}},
+        "memory": {"type": "array", "items": {"type": "object", "required": ["gpu_memory_gb", "total_gb", "budget_gb", "status"]}},
+    },
+}
+
+
+def test_json_and_chinese_output(reports):
+    r = reports["seed000_4x8x8.sh"]
+    jsonschema.validate(json.loads(render_report(r, "json")), REPORT_SCHEMA)
+    zh = render_report(r, "markdown", "zh")
+    assert "有效 batch" in zh and "| 参数 |" in zh and "评分" in zh
