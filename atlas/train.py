@@ -43,6 +43,7 @@ from atlas.engine.oom import OOMInjector, halve
 from atlas.engine.optim import build_optimizer, build_param_groups
 from atlas.engine.run_folder import resolve_resume, setup_logging
 from atlas.engine.schedules import apply_learning_rate, learning_rate_at
+from atlas.engine.signals import StopRequest
 from atlas.models.registry import build_policy
 from atlas.planning.batch import plan_batch
 
@@ -134,7 +135,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 
     # 3. Components, each from its own config section.
     _seed_everything(tc.seed)
-    data = build_data(cfg.data, cfg.data_loading, cfg.model.action_horizon, tc.seed)
+    data = build_data(cfg.data, cfg.data_loading, cfg.model.action_horizon, tc.seed, plan.effective_batch_size)
     for line in data.log_lines:
         log.info(line)
     mo = cfg.memory_optimization
@@ -186,6 +187,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     window = {"loss_sum": torch.zeros((), device=ctx.device), "valid": torch.zeros((), device=ctx.device),
               "steps": 0, "start": time.perf_counter(), "grad_norm": torch.zeros((), device=ctx.device)}
     last_loss = float("nan")
+    stop = StopRequest().install()
+    stopped = False
     model.train()
 
     # 4. Steps.
@@ -197,8 +200,9 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         apply_learning_rate(optimizer, lr)
 
         while True:  # redo the same samples with a smaller micro-batch after an out-of-memory error
-            oom = _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window,
-                              catch_oom=mo.dynamic_batch_size, manual_sync=manual_sync)
+            oom, stopped = _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window,
+                                       catch_oom=mo.dynamic_batch_size, manual_sync=manual_sync,
+                                       stop_requested=stop.requested(step))
             if not oom:
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -249,16 +253,21 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         is_best = val_loss is not None and (state.best_metric is None or val_loss < state.best_metric)
         if is_best:
             state.best_metric, state.best_step = val_loss, step
-        if step % tc.checkpoint_interval == 0 or step == tc.max_steps or is_best:
+        if step % tc.checkpoint_interval == 0 or step == tc.max_steps or is_best or stopped:
             path = _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best=is_best)
             log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
+        if stopped:
+            log.warning(f"stop requested ({stop.reason or 'by another rank'}): stopped after step {step}; "
+                        f"checkpoint {store.pointer('latest')}; continue with --resume auto")
+            break
 
+    stop.uninstall()
     batches.close()
     if bar is not None:
         bar.close()
     metrics.close()
     summary = {"final_step": state.step, "final_loss": last_loss, "best_val_loss": state.best_metric,
-               "best_step": state.best_step, "run_dir": str(run_dir)}
+               "best_step": state.best_step, "run_dir": str(run_dir), "stopped": stopped}
     log.info(f"done: {json.dumps(summary)}")
     return summary
 
@@ -266,14 +275,19 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 # --------------------------------------------------------------------------------------------------
 # pieces of a step
 # --------------------------------------------------------------------------------------------------
-def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, catch_oom: bool, manual_sync: bool) -> bool:
-    """Forward/backward every micro-batch of the step; True if any rank ran out of memory.
+def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, catch_oom: bool, manual_sync: bool,
+                stop_requested: bool) -> tuple[bool, bool]:
+    """Forward/backward every micro-batch of the step; returns (any rank out of memory, any rank asked to stop).
+
+    The stop flag rides on the all-reduce of the valid-element count, so ranks agree at no extra cost.
 
     Each micro-batch contributes loss_sum × world_size / (valid elements of the effective batch): DDP
     averages gradients over ranks, so the sum over ranks and micro-batches is the large-batch mean.
     """
-    counts = torch.tensor([float(sum(valid_elements(mb) for mb in micro_batches))], device=ctx.device)
-    total_valid = D.all_reduce_sum(counts, ctx).clamp_min(1.0)
+    counts = torch.tensor([float(sum(valid_elements(mb) for mb in micro_batches)), float(stop_requested)],
+                          device=ctx.device)
+    counts = D.all_reduce_sum(counts, ctx)
+    total_valid, stop_any = counts[:1].clamp_min(1.0), bool(counts[1].item() > 0)
     scale = ctx.world_size / total_valid
     oom = False
     step_loss = torch.zeros((), device=ctx.device)
@@ -296,7 +310,7 @@ def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, 
     if not oom:
         window["loss_sum"] += step_loss
         window["valid"] += total_valid.squeeze() / ctx.world_size
-    return oom
+    return oom, stop_any
 
 
 def _sync_gradients(params: list[torch.Tensor], ctx: D.DistContext) -> None:
@@ -347,11 +361,13 @@ def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar,
 @torch.no_grad()
 def _validate(model, dataset, transform, autocast, micro, max_batches, ctx) -> float:
     """Mean loss over valid elements of the held-out episodes, split across ranks and reduced."""
-    from torch.utils.data import DataLoader, default_collate
+    from torch.utils.data import DataLoader
+
+    from atlas.data.collate import collate_samples
 
     model.eval()
     batches = shard_sequential(len(dataset), micro, ctx.world_size, ctx.rank)[: max_batches or None]
-    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=default_collate)
+    loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_samples, generator=torch.Generator())
     totals = torch.zeros(2, device=ctx.device)
     policy = D.unwrap(model)
     for batch in loader:

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from atlas.config.errors import ConfigError, describe_validation_error
-from atlas.config.schema import AtlasConfig
+from atlas.config.schema import DUPLICATED_SETTINGS, AtlasConfig
 
 PROFILES = ("cpu", "gpu_24gb", "gpu_48gb", "gpu_80gb")
 
@@ -47,6 +47,30 @@ def _yaml_number(text: str) -> Any:
         return float(text) if any(c in text for c in "eE.") else text
     except ValueError:
         return text
+
+
+def canonicalize(layer: dict) -> dict:
+    """Move the seeds' duplicate keys to their canonical place within one layer, so a later layer's
+    `memory_optimization.num_workers` beats an earlier layer's `data_loading.num_workers`."""
+    out = copy.deepcopy(layer)
+    for seed_key, canonical_key in DUPLICATED_SETTINGS:
+        seed_section, seed_name = seed_key.split(".")
+        section, name = canonical_key.split(".")
+        if not isinstance(out.get(seed_section), dict) or seed_name not in out[seed_section]:
+            continue
+        value = out[seed_section].pop(seed_name)
+        if value is None:
+            continue
+        target = out.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue
+        if name in target and target[name] != value:
+            raise ConfigError(
+                f"{seed_key}={value} disagrees with {canonical_key}={target[name]}; "
+                f"set one of them (they are the same setting)"
+            )
+        target[name] = value
+    return out
 
 
 def deep_merge(base: dict, top: dict) -> dict:
@@ -101,7 +125,7 @@ def load_profile(name: str) -> dict:
         name = detect_profile()
     if name not in PROFILES:
         raise ConfigError(f"profile {name!r} is unknown; valid: {', '.join(PROFILES)}, auto")
-    data = read_yaml(configs_dir() / "profiles" / f"{name}.yaml")
+    data = canonicalize(read_yaml(configs_dir() / "profiles" / f"{name}.yaml"))
     data["profile"] = name
     return data
 
@@ -117,8 +141,8 @@ def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, profile: str | None = None
 ) -> AtlasConfig:
     """Resolve a config; `profile` (from --profile) wins over the file's own `profile:` key."""
-    file_layer = read_yaml(path) if path else {}
-    override_layer = parse_overrides(overrides or [])
+    file_layer = canonicalize(read_yaml(path)) if path else {}
+    override_layer = canonicalize(parse_overrides(overrides or []))
     profile_name = override_layer.get("profile") or profile or file_layer.get("profile")
     layers: dict = {}
     if profile_name:
@@ -132,6 +156,5 @@ def load_config(
 
 def dump_config(cfg: AtlasConfig, path: str | Path) -> None:
     """Write the resolved config; `load_config(path)` gives back an equal object."""
-    data = cfg.model_dump(mode="json")
-    data["profile"] = None  # already applied; reloading must not overlay it twice
+    data = cfg.model_dump(mode="json")  # every key is explicit, so re-overlaying the profile changes nothing
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

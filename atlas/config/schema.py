@@ -18,6 +18,14 @@ from atlas.sim.config import EvalConfig
 
 SCHEDULERS = ("constant", "cosine", "linear")
 
+# The seeds write some settings in two places; (seed's place, canonical place).
+DUPLICATED_SETTINGS = (
+    ("training.batch_size", "data.batch_size"),
+    ("memory_optimization.gradient_accumulation_steps", "training.gradient_accumulation_steps"),
+    ("memory_optimization.num_workers", "data_loading.num_workers"),
+    ("memory_optimization.prefetch_factor", "data_loading.prefetch_factor"),
+)
+
 
 class EMAConfig(Section):
     enabled: bool = Field(False, description="Keep an fp32 exponential moving average of the weights.")
@@ -122,13 +130,7 @@ class AtlasConfig(Section):
     @model_validator(mode="after")
     def _merge_duplicated_settings(self) -> AtlasConfig:
         """Seed 003 puts accumulation and worker settings under memory_optimization; accept both places."""
-        pairs = [
-            ("training.batch_size", "data.batch_size"),
-            ("memory_optimization.gradient_accumulation_steps", "training.gradient_accumulation_steps"),
-            ("memory_optimization.num_workers", "data_loading.num_workers"),
-            ("memory_optimization.prefetch_factor", "data_loading.prefetch_factor"),
-        ]
-        for seed_key, canonical_key in pairs:
+        for seed_key, canonical_key in DUPLICATED_SETTINGS:
             seed_value = _get(self, seed_key)
             if seed_value is None:
                 continue

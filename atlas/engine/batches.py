@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import DataLoader
 
+from atlas.data.collate import collate_samples
 from atlas.data.config import DataLoadingConfig
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 
@@ -46,10 +47,13 @@ class StepBatches:
             self.dataset,
             batch_sampler=sampler,
             num_workers=workers,
-            collate_fn=default_collate,
+            collate_fn=collate_samples,
             pin_memory=self.pin_memory and self.loading.pin_memory,
             prefetch_factor=self.loading.prefetch_factor if workers > 0 else None,
             persistent_workers=self.loading.persistent_workers and workers > 0,
+            # its own generator: creating an iterator must not draw from the global RNG, or a resumed
+            # run (which creates one more iterator) would drift from an uninterrupted one
+            generator=torch.Generator().manual_seed(self.stream.seed * 1_000_003 + position + self.rank),
         )
         self.close()
         self._loader_iter = iter(loader)
