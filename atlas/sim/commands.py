@@ -1,0 +1,81 @@
+"""`atlas collect` and `atlas eval`: turn parsed arguments into calls of `collect` and `evaluate_policy`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from atlas.config.errors import ConfigError
+
+
+def collect(args: argparse.Namespace) -> int:
+    from atlas.sim.collection import collect as run_collect
+    from atlas.sim.collection import format_summary
+
+    try:
+        result = run_collect(
+            tasks=args.tasks,
+            episodes=args.episodes,
+            out=args.out,
+            image_size=args.image_size,
+            cameras=args.cameras,
+            seed=args.seed,
+            workers=args.workers,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    print(format_summary(result))
+    return 0
+
+
+def _section(config: dict, name: str) -> dict:
+    value = config.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from atlas.sim.checkpoint import load_checkpoint
+    from atlas.sim.envs import check_env
+    from atlas.sim.evaluate import evaluate_policy, format_table
+
+    check_env(args.env)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    loaded = load_checkpoint(args.checkpoint, args.weights, device)
+    policy, run_config = loaded.policy, loaded.run_config
+    eval_cfg, data_cfg = _section(run_config, "eval"), _section(run_config, "data")
+    tasks = args.tasks or eval_cfg.get("tasks") or policy.meta.tasks
+    if not tasks:
+        raise ConfigError("--tasks: the checkpoint names no tasks; pass --tasks T1,T2")
+    exec_horizon = args.exec_horizon or eval_cfg.get("exec_horizon") or min(8, policy.cfg.action_horizon)
+    max_steps = args.max_steps or eval_cfg.get("max_steps") or 500
+    obs_horizon = int(data_cfg.get("obs_horizon") or getattr(policy, "obs_horizon", 1) or 1)
+    out = Path(args.out) if args.out else loaded.directory / "eval.json"
+    video_dir = Path(args.video_dir) if args.video_dir else out.parent / "videos"
+    print(f"checkpoint {loaded.directory} ({loaded.weights_kind} weights: {loaded.weights.name}) on {device}")
+    try:
+        summary = evaluate_policy(
+            policy,
+            tasks,
+            args.episodes,
+            exec_horizon=exec_horizon,
+            max_steps=max_steps,
+            obs_horizon=obs_horizon,
+            seed=args.seed,
+            workers=args.workers,
+            record_video=args.record_video,
+            video_dir=video_dir,
+            env=args.env,
+            progress=True,
+            saved=(str(loaded.directory), str(loaded.weights)) if device == "cpu" else None,
+        )
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    summary.update(checkpoint=str(loaded.directory), weights=loaded.weights_kind)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    print(format_table(summary))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,61 @@
+"""Writes demonstrations in the robomimic HDF5 layout that `data.format: robomimic` reads.
+
+  data.attrs: env_args (JSON), total (steps), collection (JSON: tried/kept per task)
+  data/demo_<i>/obs/state            float32 [T, S]
+  data/demo_<i>/obs/<camera>_image   uint8   [T, H, W, 3] upright
+  data/demo_<i>/actions              float32 [T, A]
+  data/demo_<i>/rewards, dones, success
+  demo attrs: task, language_instruction, seed, num_samples
+
+Datasets carry no timestamps, so the same episodes give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+
+class RobomimicWriter:
+    """Appends episodes as demo_0, demo_1, ... in the order they are given."""
+
+    def __init__(self, path: str | Path, env_args: dict) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = h5py.File(self.path, "w", track_order=False)
+        self.data = self.file.create_group("data")
+        self.data.attrs["env_args"] = json.dumps(env_args, sort_keys=True)
+        self.num_demos = 0
+        self.total = 0
+
+    def add(self, episode: dict) -> str:
+        """episode: state, actions, rewards, dones, success arrays, images {camera: [T,H,W,3]}, task, instruction, seed."""
+        name = f"demo_{self.num_demos}"
+        group = self.data.create_group(name)
+        obs = group.create_group("obs")
+        obs.create_dataset("state", data=np.asarray(episode["state"], dtype=np.float32))
+        for camera, frames in episode.get("images", {}).items():
+            frames = np.asarray(frames, dtype=np.uint8)
+            obs.create_dataset(
+                f"{camera}_image", data=frames, chunks=(1, *frames.shape[1:]), compression="gzip", compression_opts=4
+            )
+        group.create_dataset("actions", data=np.asarray(episode["actions"], dtype=np.float32))
+        group.create_dataset("rewards", data=np.asarray(episode["rewards"], dtype=np.float32))
+        group.create_dataset("dones", data=np.asarray(episode["dones"], dtype=np.uint8))
+        group.create_dataset("success", data=np.asarray(episode["success"], dtype=np.uint8))
+        length = int(len(episode["actions"]))
+        group.attrs["num_samples"] = length
+        group.attrs["task"] = episode["task"]
+        group.attrs["language_instruction"] = episode["instruction"]
+        group.attrs["seed"] = int(episode["seed"])
+        self.num_demos += 1
+        self.total += length
+        return name
+
+    def close(self, collection: dict) -> None:
+        self.data.attrs["total"] = self.total
+        self.data.attrs["collection"] = json.dumps(collection, sort_keys=True)
+        self.file.close()

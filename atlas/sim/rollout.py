@@ -1,0 +1,115 @@
+"""Closed-loop rollouts of one policy over several environments in lockstep (one batched forward).
+
+Each env executes `exec_horizon` actions of a predicted chunk before the policy predicts again, so the
+cameras are rendered only at steps whose frame the policy will look at (the last `obs_horizon` steps
+before a prediction) unless a video is being recorded. Observation history before t=0 repeats the
+first frame, as in training (`StepDataset`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from atlas.sim.envs import make_env
+from atlas.sim.seeding import episode_seed
+from atlas.sim.video import video_name, write_mp4
+
+_ENV_CACHE: dict[tuple[str, str, int], object] = {}  # (env, task, slot) -> env, reused across batches
+
+
+@dataclass
+class RolloutSpec:
+    """What a policy expects to see and how it is driven."""
+
+    exec_horizon: int
+    max_steps: int
+    obs_horizon: int = 1
+    seed: int = 1000
+    env: str = "metaworld"
+    record_video: bool = False
+    video_dir: str | None = None
+    video_size: int = 128
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    index: int
+    seed: int
+    success: bool
+    length: int
+    video: str | None = None
+
+
+def _env(name: str, task: str, slot: int):
+    key = (name, task, slot)
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = make_env(name, task)
+    return _ENV_CACHE[key]
+
+
+def _padded(history: deque, length: int) -> list:
+    items = list(history)
+    return [items[0]] * (length - len(items)) + items
+
+
+def run_episodes(policy, task: str, indices: list[int], spec: RolloutSpec) -> list[EpisodeResult]:
+    """Run episodes `indices` of `task` together; returns one result per index, in order."""
+    meta = policy.meta
+    cameras = list(meta.cameras)
+    height, width = meta.image_size if meta.image_size else (0, 0)
+    horizon = max(1, int(spec.obs_horizon))
+    exec_h = max(1, min(int(spec.exec_horizon), int(policy.cfg.action_horizon)))
+    instruction = meta.instructions.get(task) or task
+    task_index = meta.tasks.index(task) if task in meta.tasks else -1
+    envs = [_env(spec.env, task, slot) for slot in range(len(indices))]
+    max_steps = min(int(spec.max_steps), *(int(e.max_steps) for e in envs))
+    seeds = [episode_seed("eval", spec.seed, task, i) for i in indices]
+    video_camera = cameras[0] if cameras else "corner2"
+
+    def look(env) -> np.ndarray:
+        return np.stack([env.render(cam, height, width).transpose(2, 0, 1) for cam in cameras])
+
+    states = [deque([env.reset(seed)], maxlen=horizon) for env, seed in zip(envs, seeds)]
+    frames = [deque([look(env)], maxlen=horizon) if cameras else None for env in envs]
+    videos = [[env.render(video_camera, spec.video_size)] if spec.record_video else None for env in envs]
+    queues: list[list[np.ndarray]] = [[] for _ in envs]
+    steps = [0] * len(envs)
+    success = [False] * len(envs)
+    active = list(range(len(envs)))
+    while active:
+        asking = [i for i in active if not queues[i]]
+        if asking:
+            obs = {
+                "state": np.stack([np.stack(_padded(states[i], horizon)) for i in asking]).astype(np.float32),
+                "task_index": np.full(len(asking), task_index, dtype=np.int64),
+            }
+            if cameras:
+                obs["images"] = np.stack([np.stack(_padded(frames[i], horizon)) for i in asking])
+            chunk = policy.predict_action_chunk(obs, [instruction] * len(asking))
+            chunk = chunk.detach().float().cpu().numpy()
+            for row, i in enumerate(asking):
+                queues[i] = list(chunk[row, :exec_h])
+        for i in list(active):
+            result = envs[i].step(queues[i].pop(0))
+            steps[i] += 1
+            states[i].append(result.state)
+            if result.success or steps[i] >= max_steps:
+                success[i] = result.success
+                active.remove(i)
+            elif cameras and (len(queues[i]) < horizon):
+                frames[i].append(look(envs[i]))  # the policy looks at this frame at its next prediction
+            if videos[i] is not None:
+                videos[i].append(envs[i].render(video_camera, spec.video_size))
+    results = []
+    for i, (index, seed) in enumerate(zip(indices, seeds)):
+        path = None
+        if videos[i] is not None:
+            folder = Path(spec.video_dir or "videos")
+            path = str(write_mp4(folder / video_name(task, index, success[i]), videos[i]))
+        results.append(EpisodeResult(task, int(index), int(seed), bool(success[i]), int(steps[i]), path))
+    return results
