@@ -1,8 +1,10 @@
-"""Policies by preset name (`model.preset`)."""
+"""Policies by preset name (`model.preset`) and the one entry point the loop calls: `build_policy`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+
+import torch
 
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
@@ -22,10 +24,37 @@ def register_policy(name: str) -> Callable:
 def _import_builtin() -> None:
     """Importing the modules registers their presets."""
     import atlas.models.mlp  # noqa: F401
+    import atlas.models.policy  # noqa: F401
 
 
-def build_policy(cfg: ModelConfig, meta: DatasetMeta, normalizer: Normalizer):
+def build_policy(
+    cfg: ModelConfig,
+    meta: DatasetMeta,
+    normalizer: Normalizer,
+    gradient_checkpointing: bool = False,
+    memory_efficient_attention: bool = False,
+    device: str | torch.device | None = None,
+):
+    """Build the preset's policy. device="meta" builds shapes only (no weights read, no memory) for planning."""
     _import_builtin()
     if cfg.preset not in POLICIES:
         raise ValueError(f"model.preset: unknown preset {cfg.preset!r}; valid: {', '.join(sorted(POLICIES))}")
-    return POLICIES[cfg.preset](cfg, meta, normalizer)
+    cls = POLICIES[cfg.preset]
+    on_meta = device is not None and torch.device(device).type == "meta"
+    kwargs = {}
+    if getattr(cls, "accepts_memory_options", False):
+        kwargs = {
+            "gradient_checkpointing": gradient_checkpointing,
+            "memory_efficient_attention": memory_efficient_attention,
+            "load_weights": not on_meta,
+        }
+    if on_meta:
+        with torch.device("meta"):
+            return cls(cfg, meta, normalizer, **kwargs)
+    policy = cls(cfg, meta, normalizer, **kwargs)
+    return policy.to(device) if device is not None else policy
+
+
+def build_policy_on_meta(cfg: ModelConfig, meta: DatasetMeta):
+    """Shapes-only policy for `atlas plan` (parameter counts, memory estimates) even at 1 B parameters."""
+    return build_policy(cfg, meta, Normalizer({}), device="meta")

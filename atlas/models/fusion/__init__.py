@@ -1,0 +1,1 @@
+"""The fusion transformer over language, vision, state and noise/action tokens."""

@@ -1,0 +1,1 @@
+"""Action heads by name (`model.head.name`); see `atlas.models.heads.registry`."""

@@ -1,0 +1,49 @@
+"""Action heads by `model.head.name`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from atlas.models.heads.base import ActionHead
+from atlas.models.heads.config import HeadConfig
+
+Builder = Callable[[HeadConfig, int, int, int], ActionHead]
+HEADS: dict[str, Builder] = {}
+
+
+def register_head(name: str) -> Callable[[Builder], Builder]:
+    def wrap(fn: Builder) -> Builder:
+        HEADS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_head("flow")
+def _flow(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
+    from atlas.models.heads.flow import FlowHead
+
+    return FlowHead(action_dim, horizon, width, cfg.num_inference_steps)
+
+
+@register_head("diffusion")
+def _diffusion(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
+    from atlas.models.heads.diffusion import DiffusionHead
+
+    return DiffusionHead(
+        action_dim, horizon, width, cfg.num_train_timesteps, cfg.num_inference_steps,
+        cfg.beta_schedule, cfg.prediction, cfg.clip_sample,
+    )
+
+
+@register_head("l1")
+def _l1(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
+    from atlas.models.heads.l1 import L1Head
+
+    return L1Head(action_dim, horizon, width)
+
+
+def build_head(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
+    if cfg.name not in HEADS:
+        raise ValueError(f"model.head.name: unknown head {cfg.name!r}; valid: {', '.join(sorted(HEADS))}")
+    return HEADS[cfg.name](cfg, action_dim, horizon, width)

