@@ -11,13 +11,16 @@ import contextlib
 import datetime
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
+from atlas.config.errors import ConfigError
 
-class DistributedSetupError(RuntimeError):
-    pass
+
+class DistributedSetupError(ConfigError):
+    """A launch that would not really be distributed; a setup problem the user fixes (exit code 2)."""
 
 
 @dataclass
@@ -78,14 +81,40 @@ def init_distributed(timeout_s: float = 600.0) -> DistContext:
     return DistContext(dist.get_rank(), local_rank, world_size, device, backend)
 
 
-def check_launch_environment() -> None:
-    """Catch launches that asked for several processes but started one (e.g. `accelerate launch --cpu`)."""
-    asked = _env_int("ACCELERATE_NUM_PROCESSES", "ATLAS_EXPECT_WORLD_SIZE", default=0)
+def _launcher_command_line() -> list[str]:
+    """The parent process's argv (Linux), to see what the user asked the launcher for."""
+    try:
+        raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def requested_processes(argv: list[str]) -> int | None:
+    """`--num_processes N` of an `accelerate launch` command line, if that is what started us."""
+    if not any(a.endswith("accelerate") for a in argv) or "launch" not in argv:
+        return None
+    for i, arg in enumerate(argv):
+        if arg in ("--num_processes", "--num-processes") and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith(("--num_processes=", "--num-processes=")):
+            return int(arg.split("=", 1)[1])
+    return None
+
+
+def check_launch_environment(argv: list[str] | None = None) -> None:
+    """Catch launches that asked for several processes but started one: `accelerate launch --cpu
+    --num_processes 2` (and `--num_processes 2` without --multi_gpu on a machine without GPUs) start a
+    single process, which would silently train alone."""
+    asked = requested_processes(_launcher_command_line() if argv is None else argv)
+    asked = asked or _env_int("ATLAS_EXPECT_WORLD_SIZE", default=0)
     world = _env_int("WORLD_SIZE", default=1)
-    if asked > 1 and world != asked:
+    if asked and asked > 1 and world != asked:
         raise DistributedSetupError(
-            f"the launcher asked for {asked} processes but this process sees WORLD_SIZE={world}: "
-            "each rank would train alone. On CPU use `torchrun --nproc_per_node=N -m atlas.train ...`."
+            f"the launcher was asked for {asked} processes but started this one with WORLD_SIZE={world}: "
+            "each would train alone. accelerate's --cpu mode (and --num_processes without --multi_gpu on a "
+            "machine without GPUs) starts one process. Use `accelerate launch --multi_gpu --num_processes N` "
+            "or `torchrun --nproc_per_node=N -m atlas.train ...`."
         )
 
 
