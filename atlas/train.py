@@ -13,6 +13,7 @@ update as one large batch, however it is split. Components get only the config s
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -36,14 +37,23 @@ from atlas.data.sampler import SampleStream, shard_sequential
 from atlas.data.transforms import BatchTransform
 from atlas.engine import distributed as D
 from atlas.engine.batches import StepBatches, resplit, valid_elements
-from atlas.engine.checkpoint import CheckpointStore, load_torch, rng_state, set_rng_state
+from atlas.engine.checkpoint import (
+    CheckpointStore,
+    SaveFailed,
+    load_torch,
+    load_weights,
+    rng_state,
+    set_rng_state,
+)
 from atlas.engine.ema import EMA
+from atlas.engine.faults import FaultInjector
 from atlas.engine.metrics import MetricLogger
-from atlas.engine.oom import OOMInjector, halve
+from atlas.engine.oom import halve
 from atlas.engine.optim import build_optimizer, build_param_groups
 from atlas.engine.run_folder import resolve_resume, setup_logging
 from atlas.engine.schedules import apply_learning_rate, learning_rate_at
 from atlas.engine.signals import StopRequest
+from atlas.engine.watchdog import Watchdog
 from atlas.models.registry import build_policy
 from atlas.planning.batch import plan_batch
 
@@ -169,8 +179,9 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
                        "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size)}
         (run_dir / "plan.json").write_text(json.dumps(plan_record, indent=2))
     model = D.wrap_model(policy, ctx)
-    injector = OOMInjector(ctx.rank)
+    injector = FaultInjector(ctx.rank)  # ATLAS_INJECT_* hooks, the loss-term watch, the step clock
     injector.attach(policy)
+    watchdog = Watchdog(tc.hang_timeout_s, injector, log).start()
 
     stream = SampleStream(len(data.train), tc.seed, cfg.data.sampling, data.train.episode_ranges)
     batches = StepBatches(data.train, stream, plan.micro_batch_size, plan.gradient_accumulation_steps,
@@ -217,14 +228,32 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         if manual_sync:
             _sync_gradients(trainable, ctx)
         grad_norm = _clip(trainable, optimizer, scaler, tc.max_grad_norm)
-        if not torch.isfinite(grad_norm):
+        if not torch.isfinite(grad_norm):  # skip the update; name the loss terms; count
+            bad_terms = injector.nonfinite_terms()
+            bad_loss = D.all_reduce_sum(torch.tensor([float(bool(bad_terms))], device=ctx.device), ctx).item() > 0
+            scale = scaler.get_scale() if scaler is not None else None
+            if scaler is not None:
+                scaler.update()  # lowers the scale after inf/NaN; clears this step's unscale_ record
             optimizer.zero_grad(set_to_none=True)
-            state.nonfinite_in_a_row += 1
-            log.warning(f"non-finite gradients at step {step} (loss term: loss); update skipped "
-                        f"({state.nonfinite_in_a_row} in a row)")
-            if state.nonfinite_in_a_row >= tc.max_nonfinite_steps:
-                raise NonFiniteError(f"{state.nonfinite_in_a_row} non-finite steps in a row at step {step}; "
-                                     f"last good checkpoint: {store.pointer('latest')}")
+            if scaler is not None and not bad_loss:  # finite losses, overflowing fp16 gradients: the scaler's own skip
+                injector.scaler_skips += 1
+                log.info(f"fp16 grad scaler: gradients overflowed at step {step}, update skipped, scale "
+                         f"{scale:g}->{scaler.get_scale():g} ({injector.scaler_skips} scaler skips so far)")
+            else:
+                state.nonfinite_in_a_row += 1
+                what = f"loss terms: {', '.join(bad_terms)}" if bad_terms else (
+                    "loss terms: on another rank" if bad_loss else "gradients; every loss term finite")
+                log.warning(f"non-finite loss/gradients at step {step} ({what}); update skipped "
+                            f"({state.nonfinite_in_a_row} in a row, limit training.max_nonfinite_steps="
+                            f"{tc.max_nonfinite_steps})")
+                if state.nonfinite_in_a_row >= tc.max_nonfinite_steps:
+                    latest = store.pointer("latest")
+                    message = (f"{state.nonfinite_in_a_row} non-finite steps in a row (last: step {step}, {what}); "
+                               f"stopping. Last good checkpoint: {latest or 'none written yet'} (weights there "
+                               "are from before the non-finite steps); lower the learning rate or check the data")
+                    log.error(message)
+                    watchdog.stop()
+                    raise NonFiniteError(message)
         else:
             state.nonfinite_in_a_row = 0
             if scaler is not None:
@@ -255,13 +284,15 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
             state.best_metric, state.best_step = val_loss, step
         if step % tc.checkpoint_interval == 0 or step == tc.max_steps or is_best or stopped:
             path = _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best=is_best)
-            log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
+            if path is not None:
+                log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
         if stopped:
             log.warning(f"stop requested ({stop.reason or 'by another rank'}): stopped after step {step}; "
                         f"checkpoint {store.pointer('latest')}; continue with --resume auto")
             break
 
     stop.uninstall()
+    watchdog.stop()
     batches.close()
     if bar is not None:
         bar.close()
@@ -384,14 +415,24 @@ def _validate(model, dataset, transform, autocast, micro, max_batches, ctx) -> f
 # checkpoints
 # --------------------------------------------------------------------------------------------------
 def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best: bool) -> Path | None:
-    """Every rank writes its RNG state into the temp folder; rank 0 writes the rest and commits."""
-    tmp = store.begin(step) if ctx.is_main else store.tmp_dir(step)
+    """Every rank writes its RNG state into the temp folder; rank 0 writes the rest and commits.
+
+    A write error on any rank (disk full, unwritable folder) aborts the save on every rank: earlier
+    checkpoints and `latest` stay as they were, and `training.on_save_error` stops or continues training."""
+    failure = store.guarded_write(step, lambda: store.begin(step)) if ctx.is_main else None
     D.barrier(ctx)
-    (tmp / "rng").mkdir(exist_ok=True)
-    torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt")
-    D.barrier(ctx)
+    tmp = store.tmp_dir(step)
+
+    def write_rng() -> None:
+        (tmp / "rng").mkdir(exist_ok=True)
+        torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt")
+
+    failure = failure or store.guarded_write(step, write_rng)
+    any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
     final = None
-    if ctx.is_main:
+
+    def write_main() -> None:
+        nonlocal final
         policy.save_pretrained(tmp)
         if ema is not None:
             policy.save_pretrained(tmp / "ema", state_dict=ema.state_dict())
@@ -404,16 +445,29 @@ def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ct
         (tmp / TRAINER_STATE).write_text(json.dumps(asdict(state), indent=2))
         dump_config(cfg, tmp / "config.yaml")
         final = store.commit(step, best=best)
-    D.barrier(ctx)
-    return final
+
+    if ctx.is_main and not any_failed:
+        failure = store.guarded_write(step, write_main)
+    if ctx.is_main and (failure is not None or any_failed):
+        store.abort(step)
+    main_failure = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
+    text = str(failure) if failure is not None else main_failure
+    if text is None and any_failed:
+        text = f"could not write checkpoint step {step}: a write failed on another rank (see its log)"
+    if text is None:
+        return final
+    if cfg.training.on_save_error == "stop":
+        raise SaveFailed(f"{text} Stopping (training.on_save_error=stop); free space, then --resume auto.")
+    logging.getLogger("atlas").error(f"{text} Training continues (training.on_save_error=continue).")
+    return None
 
 
 def _load_checkpoint(path: Path, policy, ema, optimizer, scaler, ctx) -> None:
-    from safetensors.torch import load_file
-
-    policy.load_state_dict(load_file(str(path / "model.safetensors"), device=str(ctx.device)))
+    """Weights from safetensors, the rest with weights_only=True: an unusable or hostile file is a
+    CheckpointError naming it (resolve_resume has already checked the manifest's sizes and checksums)."""
+    policy.load_state_dict(load_weights(path / "model.safetensors", str(ctx.device)))
     if ema is not None and (path / "ema" / "model.safetensors").is_file():
-        ema.load_state_dict(load_file(str(path / "ema" / "model.safetensors"), device=str(ctx.device)))
+        ema.load_state_dict(load_weights(path / "ema" / "model.safetensors", str(ctx.device)))
     optimizer.load_state_dict(load_torch(path / "optimizer.pt"))
     if scaler is not None and (path / "scaler.pt").is_file():
         scaler.load_state_dict(load_torch(path / "scaler.pt"))

@@ -78,6 +78,11 @@ class TrainingConfig(Section):
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field("auto", description="Multi-process strategy.")
     max_nonfinite_steps: int = Field(10, gt=0, description="Stop after this many non-finite steps in a row.")
     hang_timeout_s: float = Field(1800.0, gt=0, description="Dump stacks if no step finished for this long.")
+    on_save_error: Literal["stop", "continue"] = Field(
+        "stop",
+        description="A checkpoint that cannot be written (disk full, unwritable folder): stop training with the "
+        "space it needs, or log that and keep training. Earlier checkpoints and latest stay intact either way.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainingConfig:

@@ -4,7 +4,9 @@ A checkpoint is written into `checkpoints/.tmp-step_XXXXXXXX/`, every file fsync
 sizes and SHA-256 sums written last, then the folder is renamed to `step_XXXXXXXX` and only then the
 `latest` (and, when asked, `best`) symlink is swapped atomically. Loading verifies the manifest and
 falls back to the newest checkpoint that verifies, with a warning. Weights are safetensors; the other
-files are JSON or `torch.save` of plain tensors/lists, read back with `weights_only=True`.
+files are JSON or `torch.save` of plain tensors/lists, read back with `weights_only=True` (a pickle that
+would run code is refused, never executed). A save that fails (disk full, unwritable folder) removes
+its temp folder and leaves every earlier checkpoint and pointer as they were (`SaveFailed`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,41 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from atlas.engine.faults import SaveFaults
+
 MANIFEST = "manifest.json"
 POINTERS = ("latest", "best")
 
 
 class CheckpointError(RuntimeError):
-    pass
+    """A checkpoint that cannot be used: named file, what is wrong with it."""
+
+
+class SaveFailed(CheckpointError):
+    """Writing a checkpoint failed; earlier checkpoints and `latest`/`best` are untouched."""
+
+
+# What a failing write raises: the OS error itself, torch.save's RuntimeError ("file write failed"),
+# safetensors' SafetensorError (a plain Exception subclass, named here without importing it).
+def _is_write_error(err: BaseException) -> bool:
+    return isinstance(err, (OSError, RuntimeError)) or type(err).__name__ == "SafetensorError"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def checkpoint_bytes(folder: Path) -> int:
+    """Size of a checkpoint from its manifest (the files it sealed), else from the files present."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())["files"]
+        return sum(int(entry["size"]) for entry in files.values())
+    except (OSError, ValueError, KeyError, TypeError):
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def step_dir_name(step: int) -> str:
@@ -104,7 +135,27 @@ def set_rng_state(state: dict) -> None:
 
 
 def load_torch(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A non-weight checkpoint file (optimizer, scaler, RNG): plain tensors and containers only.
+
+    `weights_only=True` refuses any pickle that would import or call something; the refusal (and any
+    other unreadable file) becomes a CheckpointError naming the file, not a traceback from the unpickler."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - UnpicklingError, RuntimeError (zip), EOFError ... all mean "unusable"
+        raise CheckpointError(
+            f"{path}: refused or unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            "checkpoint files other than weights must hold plain tensors (loaded with weights_only=True)"
+        ) from None
+
+
+def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A safetensors file, or a CheckpointError naming it (truncated, not safetensors, ...)."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=device)
+    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ...: the file is unusable
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
 
 
 class CheckpointStore:
@@ -113,6 +164,7 @@ class CheckpointStore:
     def __init__(self, root: str | Path, total_limit: int | None = None) -> None:
         self.root = Path(root)
         self.total_limit = total_limit
+        self.faults = SaveFaults.from_env()
 
     def step_dirs(self) -> list[Path]:
         if not self.root.is_dir():
@@ -138,21 +190,25 @@ class CheckpointStore:
 
     def begin(self, step: int) -> Path:
         """Fresh temp folder for step `step` (rank 0 calls this before any rank writes into it)."""
+        for stale in self.root.glob(".tmp-step_*") if self.root.is_dir() else []:
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed save; never pointed to
         tmp = self.tmp_dir(step)
-        if tmp.exists():
-            shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         return tmp
 
     def commit(self, step: int, best: bool = False) -> Path:
         """Seal the temp folder: manifest, fsync, rename, then swap `latest` (and `best`)."""
         tmp = self.tmp_dir(step)
+        self.faults.begin_save()
+        self.faults.at("files", step, tmp)
         write_manifest(tmp)
         _fsync_tree(tmp)
+        self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        self.faults.at("pointer", step, final)
         self.set_pointer("latest", final)
         if best:
             self.set_pointer("best", final)
@@ -164,6 +220,37 @@ class CheckpointStore:
         tmp = self.begin(step)
         write(tmp)
         return self.commit(step, best=best)
+
+    def abort(self, step: int) -> None:
+        """Drop a failed save's temp folder (it only takes space; pointers never saw it)."""
+        shutil.rmtree(self.tmp_dir(step), ignore_errors=True)
+
+    def save_failed(self, step: int, err: BaseException) -> SaveFailed:
+        """The error to report for a failed save: what failed, the space it needs, what is still intact."""
+        previous = self.pointer("latest")
+        if previous is not None:
+            need = f"needs about {human_bytes(checkpoint_bytes(previous))} (the size of {previous.name})"
+        else:
+            need = "needs about as much as one checkpoint (no earlier one to measure)"
+        try:
+            free = f"{human_bytes(shutil.disk_usage(self.root).free)} free on {self.root}"
+        except OSError:
+            free = f"free space on {self.root} unknown"
+        kept = f"latest is still {previous.name}, intact" if previous is not None else "no earlier checkpoint exists"
+        return SaveFailed(f"could not write checkpoint {step_dir_name(step)}: {type(err).__name__}: {err}. "
+                          f"A checkpoint {need}; {free}. Earlier checkpoints were left as they were ({kept}).")
+
+    def guarded_write(self, step: int, write: Callable[[], None]) -> SaveFailed | None:
+        """Run one rank's part of a save; a write error aborts the temp folder and comes back as SaveFailed."""
+        try:
+            write()
+        except Exception as err:  # noqa: BLE001 - filtered just below; anything else is re-raised
+            if not _is_write_error(err):
+                raise
+            failure = self.save_failed(step, err)
+            self.abort(step)
+            return failure
+        return None
 
     def prune(self) -> list[Path]:
         if not self.total_limit:
@@ -181,15 +268,16 @@ class CheckpointStore:
         return removed
 
     def newest_complete(self, warn: Callable[[str], None] | None = None) -> Path | None:
-        """`latest` if it verifies, else the newest step folder that does (with a warning)."""
-        candidates = []
+        """The newest step folder that verifies: normally `latest`. A kill between the rename and the
+        pointer swap leaves a newer sealed folder than `latest` (used, with a note); a corrupt or
+        truncated one is skipped with a warning naming what is wrong."""
         latest = self.pointer("latest")
-        if latest is not None:
-            candidates.append(latest)
-        candidates += [p for p in reversed(self.step_dirs()) if p.resolve() != latest]
-        for path in candidates:
+        for path in reversed(self.step_dirs()):
             problem = verify(path)
             if problem is None:
+                if latest is not None and warn and path.resolve() != latest:
+                    warn(f"using {path.name}, which is complete and newer than latest ({latest.name}): "
+                         "the run stopped between sealing it and moving the pointer")
                 return path
             if warn:
                 warn(f"checkpoint {path.name} is not usable ({problem}); trying an older one")

@@ -1,0 +1,147 @@
+"""Fault injectors (`ATLAS_INJECT_*`) and the per-step loss-term watch, in one place.
+
+Reliability claims are only worth what their tests prove, and the tests must reach the fault through
+the code that runs in production. So each injector acts inside the real path (a hook on the policy's
+forward, a step inside `CheckpointStore.commit`), is read from the environment once per run, and does
+nothing unless its variable is set:
+
+  ATLAS_INJECT_OOM_AT_STEP=S[:RANK]         a real torch.OutOfMemoryError in the forward of step S (oom.py)
+  ATLAS_INJECT_NAN_AT_STEP=S[:COUNT]        the forward's losses become NaN for COUNT steps from S (default 1)
+  ATLAS_INJECT_HANG_AT_STEP=S:SECONDS[:val] sleep in the forward of step S (training, or validation with :val)
+  ATLAS_INJECT_ENOSPC_AT_STEP=S             the checkpoint of step S fails with OSError(ENOSPC) mid-write
+  ATLAS_INJECT_KILL_IN_SAVE=K[:PHASE]       the K-th checkpoint save of this process pauses (logging a line
+                                            and sleeping) so a test can SIGKILL it there; PHASE is where:
+                                            files (written, no manifest), rename (sealed, not renamed; the
+                                            default) or pointer (renamed, `latest` not yet swapped)
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from atlas.engine.oom import OOMInjector
+
+log = logging.getLogger("atlas")
+
+SAVE_PHASES = ("files", "rename", "pointer")
+PAUSE_S = 600.0  # an injected pause outlives any test that waits for it, but not the machine
+
+
+def _ints(spec: str, name: str, count: int) -> list[int]:
+    try:
+        return [int(part) for part in spec.split(":")[:count]]
+    except ValueError:
+        raise ValueError(f"{name}={spec!r}: expected integers separated by ':'") from None
+
+
+class FaultInjector(OOMInjector):
+    """The loop's forward-side injectors (OOM, NaN, hang) and the watch that names non-finite loss terms.
+
+    The loop sets `current_step` at the start of every optimizer step (the watchdog reads it too)."""
+
+    def __init__(self, rank: int) -> None:
+        super().__init__(rank)
+        nan = os.environ.get("ATLAS_INJECT_NAN_AT_STEP", "")
+        first, *count = _ints(nan, "ATLAS_INJECT_NAN_AT_STEP", 2) if nan else [0]
+        self.nan_steps = range(first, first + (count[0] if count else 1)) if first else range(0)
+        hang = os.environ.get("ATLAS_INJECT_HANG_AT_STEP", "")
+        self.hang_step, self.hang_s, self.hang_in_val = 0, 0.0, False
+        if hang:
+            parts = hang.split(":")
+            try:
+                self.hang_step, self.hang_s = int(parts[0]), float(parts[1])
+            except (ValueError, IndexError):
+                raise ValueError(f"ATLAS_INJECT_HANG_AT_STEP={hang!r}: expected STEP:SECONDS[:val]") from None
+            self.hang_in_val = parts[2:] == ["val"]
+        self._flags: dict[str, torch.Tensor] = {}
+        self._flags_step = -1
+        self.scaler_skips = 0  # fp16 grad-scaler overflows, counted apart from real non-finite steps
+
+    def attach(self, model: nn.Module) -> None:
+        super().attach(model)  # OOM pre-hook
+        if self.hang_step:
+            model.register_forward_pre_hook(self._hang)
+        model.register_forward_hook(self._forward_done)
+
+    # -- hooks -------------------------------------------------------------------------------------
+    def _hang(self, module: nn.Module, args) -> None:
+        if self.current_step == self.hang_step and module.training != self.hang_in_val:
+            self.hang_step = 0  # once
+            where = "validation" if self.hang_in_val else "training"
+            log.warning(f"injected hang: sleeping {self.hang_s:g} s in the {where} forward of step {self.current_step} "
+                        "(ATLAS_INJECT_HANG_AT_STEP)")
+            time.sleep(self.hang_s)
+
+    def _forward_done(self, module: nn.Module, args, out):
+        if not module.training or not isinstance(out, dict):
+            return None
+        if self.current_step in self.nan_steps:
+            out = {k: (v * math.nan if k != "num_valid" and torch.is_tensor(v) and v.is_floating_point() else v)
+                   for k, v in out.items()}
+        self._watch(out)
+        return out
+
+    def _watch(self, out: dict) -> None:
+        """Remember, without a host sync, which loss terms of this step were ever non-finite."""
+        if self._flags_step != self.current_step:
+            self._flags, self._flags_step = {}, self.current_step
+        for key, value in out.items():
+            if key == "num_valid" or not (torch.is_tensor(value) and value.is_floating_point()):
+                continue
+            bad = ~torch.isfinite(value.detach()).all()
+            self._flags[key] = bad if key not in self._flags else self._flags[key] | bad
+
+    def nonfinite_terms(self) -> list[str]:
+        """Loss terms (keys of the policy's output) that were NaN/inf in this step's micro-batches."""
+        if self._flags_step != self.current_step:
+            return []
+        return [key for key, bad in self._flags.items() if bool(bad)]
+
+
+@dataclass
+class SaveFaults:
+    """Injectors inside `CheckpointStore.commit` (the save path every rank-0 checkpoint takes)."""
+
+    enospc_step: int = 0
+    pause_save: int = 0  # 1-based index of the save to pause in (0: never)
+    pause_phase: str = "rename"
+    saves: int = 0
+
+    @classmethod
+    def from_env(cls) -> SaveFaults:
+        enospc = os.environ.get("ATLAS_INJECT_ENOSPC_AT_STEP", "")
+        kill = os.environ.get("ATLAS_INJECT_KILL_IN_SAVE", "")
+        faults = cls(enospc_step=_ints(enospc, "ATLAS_INJECT_ENOSPC_AT_STEP", 1)[0] if enospc else 0)
+        if kill:
+            index, _, phase = kill.partition(":")
+            faults.pause_save = _ints(index, "ATLAS_INJECT_KILL_IN_SAVE", 1)[0]
+            faults.pause_phase = phase or "rename"
+            if faults.pause_phase not in SAVE_PHASES:
+                raise ValueError(f"ATLAS_INJECT_KILL_IN_SAVE={kill!r}: phase must be one of {', '.join(SAVE_PHASES)}")
+        return faults
+
+    def begin_save(self) -> None:
+        self.saves += 1
+
+    def at(self, phase: str, step: int, folder: os.PathLike) -> None:
+        """Called by commit at each phase; pauses or fails there when asked to."""
+        if phase == "files" and self.enospc_step == step:
+            self.enospc_step = 0  # once: later saves succeed (on_save_error: continue)
+            target = os.path.join(folder, "manifest.json")
+            with open(target, "wb") as f:  # the device fills up part-way through a real write
+                f.write(b'{"files": {')
+            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected: ATLAS_INJECT_ENOSPC_AT_STEP)", target)
+        if self.pause_save and self.saves == self.pause_save and phase == self.pause_phase:
+            log.warning(f"injected pause in the save of step {step} (phase {phase}, pid {os.getpid()}): "
+                        "waiting to be killed (ATLAS_INJECT_KILL_IN_SAVE)")
+            for handler in log.handlers:
+                handler.flush()
+            time.sleep(PAUSE_S)
