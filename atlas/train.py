@@ -132,6 +132,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         state = TrainerState(**json.loads((Path(resume_path) / TRAINER_STATE).read_text()))
 
     # 2. The batch plan: micro-batch × world × accumulation = effective batch (kept across resumes).
+    _adopt_launcher_precision(cfg, log)
+    memory_plan = _fit_to_gpu(cfg, ctx, log, apply=not resume_path) if ctx.device.type == "cuda" else None
     micro = state.micro_batch_size or cfg.data.batch_size
     plan = plan_batch(tc, micro, ctx.world_size, effective_batch_size=state.effective_batch_size or None)
     if resume_path and state.world_size != ctx.world_size:
@@ -176,7 +178,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         plan_record = {**plan.to_dict(), "profile": cfg.profile, "device": str(ctx.device),
                        "num_parameters": policy.num_parameters(), "trainable_parameters": policy.num_parameters(True),
                        "samples_per_epoch": len(data.train),
-                       "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size)}
+                       "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size),
+                       "memory_plan": memory_plan}
         (run_dir / "plan.json").write_text(json.dumps(plan_record, indent=2))
     model = D.wrap_model(policy, ctx)
     injector = FaultInjector(ctx.rank)  # ATLAS_INJECT_* hooks, the loss-term watch, the step clock
@@ -476,6 +479,47 @@ def _load_checkpoint(path: Path, policy, ema, optimizer, scaler, ctx) -> None:
         set_rng_state(load_torch(rng_file))
     else:  # a different world size: fresh, but deterministic, per-rank streams
         torch.manual_seed(zlib.crc32(f"{path.name}:{ctx.rank}".encode()))
+
+
+# --------------------------------------------------------------------------------------------------
+# fitting the hardware
+# --------------------------------------------------------------------------------------------------
+def _adopt_launcher_precision(cfg: AtlasConfig, log) -> None:
+    """`accelerate launch --mixed_precision bf16` (seed 002) is the user's intent when the config says "no"."""
+    launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    configured = cfg.training.mixed_precision
+    if launcher in ("bf16", "fp16") and configured == "no":
+        cfg.training.mixed_precision = launcher
+        log.info(f"mixed precision {launcher} from `accelerate launch --mixed_precision` (config said no)")
+    elif launcher in ("bf16", "fp16") and launcher != configured:
+        log.warning(f"accelerate asked for {launcher} but training.mixed_precision={configured}; using the config")
+
+
+def _fit_to_gpu(cfg: AtlasConfig, ctx: D.DistContext, log, apply: bool) -> dict | None:
+    """Cap this process's CUDA memory at max_memory_usage and plan with the real GPU's size (the same
+    planner as `atlas plan`); with auto_micro_batch the plan's micro-batch and memory savers are applied."""
+    mo = cfg.memory_optimization
+    torch.cuda.set_per_process_memory_fraction(mo.max_memory_usage, ctx.device)
+    gib = torch.cuda.get_device_properties(ctx.device).total_memory / 2**30
+    try:
+        from atlas.planning.planner import make_plan
+
+        plan = make_plan(cfg, gpus=ctx.world_size, gpu_memory_gb=gib)
+    except Exception as err:  # noqa: BLE001 - planning must never stop a run the user configured by hand
+        log.warning(f"memory planner failed ({err}); training with the configured micro-batch")
+        return None
+    record = plan.to_dict()
+    log.info(f"planner: micro-batch up to {plan.micro_batch_size} fits {plan.budget_gb:.1f} GB "
+             f"(checkpointing={plan.gradient_checkpointing}, efficient attention={plan.memory_efficient_attention})")
+    if mo.auto_micro_batch and apply:
+        cfg.data.batch_size = plan.micro_batch_size
+        mo.gradient_checkpointing = plan.gradient_checkpointing
+        mo.memory_efficient_attention = plan.memory_efficient_attention
+        log.info(f"auto_micro_batch: micro-batch {plan.micro_batch_size}, accumulation {plan.gradient_accumulation_steps}")
+    elif cfg.data.batch_size > plan.micro_batch_size:
+        log.warning(f"data.batch_size={cfg.data.batch_size} is above the planned {plan.micro_batch_size} for this GPU: "
+                    "expect out-of-memory (memory_optimization.dynamic_batch_size=true backs off)")
+    return record
 
 
 # --------------------------------------------------------------------------------------------------

@@ -108,6 +108,11 @@ class MemoryOptimizationConfig(Section):
     )
     memory_efficient_attention: bool = Field(False, description="Use the memory-efficient/flash SDPA kernel.")
     gradient_checkpointing: bool = Field(False, description="Recompute each transformer block in backward.")
+    auto_micro_batch: bool = Field(
+        False,
+        description="On CUDA, let the planner (atlas plan) pick the largest micro-batch, checkpointing and attention "
+        "kernel that fit max_memory_usage x GPU memory, keeping the effective batch (set training.effective_batch_size).",
+    )
     num_workers: int | None = Field(None, ge=0, description="Seed 003's place for data_loading.num_workers.")
     prefetch_factor: int | None = Field(None, ge=1, description="Seed 003's place for data_loading.prefetch_factor.")
 
