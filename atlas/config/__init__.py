@@ -1,7 +1,25 @@
-"""Config: schema, layered loading, clear errors."""
+"""Config: schema, layered loading, clear errors.
 
-from atlas.config.errors import ConfigError
-from atlas.config.loader import dump_config, load_config
-from atlas.config.schema import AtlasConfig
+Names are resolved lazily: component configs (`atlas/data/config.py` ...) import `atlas.config.base`,
+and the schema imports them, so an eager import here would be circular when a component config is the
+first thing a program imports.
+"""
 
-__all__ = ["AtlasConfig", "ConfigError", "dump_config", "load_config"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "AtlasConfig": "atlas.config.schema",
+    "ConfigError": "atlas.config.errors",
+    "dump_config": "atlas.config.loader",
+    "load_config": "atlas.config.loader",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'atlas.config' has no attribute {name!r}")
