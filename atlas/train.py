@@ -282,9 +282,14 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
             val_loss = _validate(model, data.val, transform, autocast, plan.micro_batch_size, tc.val_batches, ctx)
             metrics.log({"val_loss": val_loss}, step)
             log.info(f"step {step}: val_loss {val_loss:.5f}")
-        is_best = val_loss is not None and (state.best_metric is None or val_loss < state.best_metric)
+        success = None
+        if cfg.eval.every_n_steps and (step % cfg.eval.every_n_steps == 0 or step == tc.max_steps):
+            success = _evaluate_in_sim(cfg, policy, ema, data.meta.tasks, step, metrics, ctx, log)
+        # best follows the lowest val_loss, or the highest success rate (eval.select_best_by)
+        score = (None if success is None else -success) if cfg.eval.select_best_by == "success_rate" else val_loss
+        is_best = score is not None and (state.best_metric is None or score < state.best_metric)
         if is_best:
-            state.best_metric, state.best_step = val_loss, step
+            state.best_metric, state.best_step = score, step
         if step % tc.checkpoint_interval == 0 or step == tc.max_steps or is_best or stopped:
             path = _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best=is_best)
             if path is not None:
@@ -300,7 +305,9 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     if bar is not None:
         bar.close()
     metrics.close()
-    summary = {"final_step": state.step, "final_loss": last_loss, "best_val_loss": state.best_metric,
+    by_success = cfg.eval.select_best_by == "success_rate"
+    best_value = None if state.best_metric is None else (-state.best_metric if by_success else state.best_metric)
+    summary = {"final_step": state.step, "final_loss": last_loss, f"best_{cfg.eval.select_best_by}": best_value,
                "best_step": state.best_step, "run_dir": str(run_dir), "stopped": stopped}
     log.info(f"done: {json.dumps(summary)}")
     return summary
@@ -412,6 +419,31 @@ def _validate(model, dataset, transform, autocast, micro, max_batches, ctx) -> f
     D.all_reduce_sum(totals, ctx)
     model.train()
     return (totals[0] / totals[1].clamp_min(1.0)).item()
+
+
+def _evaluate_in_sim(cfg: AtlasConfig, policy, ema, data_tasks, step, metrics, ctx, log) -> float | None:
+    """A short closed-loop evaluation on rank 0 with the EMA weights (when kept); other ranks wait."""
+    rate = None
+    if ctx.is_main:
+        from atlas.sim import evaluate_policy
+
+        ec = cfg.eval
+        raw = {k: v.detach().clone() for k, v in policy.state_dict().items()} if ema is not None else None
+        if ema is not None:
+            policy.load_state_dict(ema.state_dict(), strict=False)
+        try:
+            summary = evaluate_policy(policy, ec.tasks or data_tasks, ec.episodes, ec.exec_horizon, ec.max_steps,
+                                      obs_horizon=cfg.data.obs_horizon, seed=1000 + step, env=ec.env)
+        finally:
+            if raw is not None:
+                policy.load_state_dict(raw)
+            policy.train()
+        rate = float(summary["success_rate"])
+        record = {"success_rate": rate}
+        record.update({f"success_rate/{task}": row["success_rate"] for task, row in summary["tasks"].items()})
+        metrics.log(record, step)
+        log.info(f"step {step}: success_rate {rate:.3f} over {ec.episodes} episodes x {len(summary['tasks'])} task(s)")
+    return D.broadcast_object(rate, ctx)
 
 
 # --------------------------------------------------------------------------------------------------

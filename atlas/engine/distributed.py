@@ -57,7 +57,8 @@ def pick_device(local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def init_distributed(timeout_s: float = 600.0) -> DistContext:
+def init_distributed(timeout_s: float = 3600.0) -> DistContext:
+    """Form the process group; the long timeout covers rank 0's in-training simulation evaluation."""
     world_size = _env_int("WORLD_SIZE", default=1)
     rank = _env_int("RANK", default=0)
     local_rank = _env_int("LOCAL_RANK", default=rank)

@@ -1,0 +1,28 @@
+"""`eval.every_n_steps` runs closed-loop episodes in the real simulator during training and logs
+success_rate (and per task) to metrics.jsonl; `checkpoints/best` can follow it."""
+
+from __future__ import annotations
+
+import pytest
+from train_helpers import read_metrics, train_run
+
+from atlas.engine.checkpoint import CheckpointStore
+
+pytest.importorskip("metaworld")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_success_rate_is_logged_and_selects_best(tmp_path):
+    summary = train_run(tmp_path, [
+        "data.state_dim=39", "data.action_dim=4", "model.action_horizon=4", "training.max_steps=4",
+        "training.val_interval=2", "training.checkpoint_interval=100", "training.ema.enabled=true",
+        "eval.every_n_steps=2", "eval.tasks=[reach-v3]", "eval.episodes=1", "eval.max_steps=12",
+        "eval.exec_horizon=4", "eval.select_best_by=success_rate",
+    ])
+    rows = [m for m in read_metrics(tmp_path) if "success_rate" in m]
+    assert [m["step"] for m in rows] == [2, 4]
+    assert all(0.0 <= m["success_rate"] <= 1.0 and "success_rate/reach-v3" in m for m in rows)
+    assert "best_success_rate" in summary
+    best = CheckpointStore(tmp_path / "checkpoints").pointer("best")
+    assert best is not None and best.name == f"step_{summary['best_step']:08d}"
