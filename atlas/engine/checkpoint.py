@@ -275,7 +275,7 @@ class CheckpointStore:
         for path in reversed(self.step_dirs()):
             problem = verify(path)
             if problem is None:
-                if latest is not None and warn and path.resolve() != latest:
+                if latest is not None and warn and path.name > latest.name:
                     warn(f"using {path.name}, which is complete and newer than latest ({latest.name}): "
                          "the run stopped between sealing it and moving the pointer")
                 return path

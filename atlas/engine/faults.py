@@ -6,7 +6,9 @@ forward, a step inside `CheckpointStore.commit`), is read from the environment o
 nothing unless its variable is set:
 
   ATLAS_INJECT_OOM_AT_STEP=S[:RANK]         a real torch.OutOfMemoryError in the forward of step S (oom.py)
-  ATLAS_INJECT_NAN_AT_STEP=S[:COUNT]        the forward's losses become NaN for COUNT steps from S (default 1)
+  ATLAS_INJECT_NAN_AT_STEP=S[:COUNT[:grad]] the forward's losses become NaN for COUNT steps from S (default
+                                            1); with :grad the losses stay finite and their gradient is inf
+                                            (what an fp16 overflow in backward looks like)
   ATLAS_INJECT_HANG_AT_STEP=S:SECONDS[:val] sleep in the forward of step S (training, or validation with :val)
   ATLAS_INJECT_ENOSPC_AT_STEP=S             the checkpoint of step S fails with OSError(ENOSPC) mid-write
   ATLAS_INJECT_KILL_IN_SAVE=K[:PHASE]       the K-th checkpoint save of this process pauses (logging a line
@@ -49,9 +51,11 @@ class FaultInjector(OOMInjector):
 
     def __init__(self, rank: int) -> None:
         super().__init__(rank)
+        self.rank = rank
         nan = os.environ.get("ATLAS_INJECT_NAN_AT_STEP", "")
         first, *count = _ints(nan, "ATLAS_INJECT_NAN_AT_STEP", 2) if nan else [0]
         self.nan_steps = range(first, first + (count[0] if count else 1)) if first else range(0)
+        self.nan_in_grad = nan.endswith(":grad")
         hang = os.environ.get("ATLAS_INJECT_HANG_AT_STEP", "")
         self.hang_step, self.hang_s, self.hang_in_val = 0, 0.0, False
         if hang:
@@ -77,13 +81,15 @@ class FaultInjector(OOMInjector):
             self.hang_step = 0  # once
             where = "validation" if self.hang_in_val else "training"
             log.warning(f"injected hang: sleeping {self.hang_s:g} s in the {where} forward of step {self.current_step} "
-                        "(ATLAS_INJECT_HANG_AT_STEP)")
+                        f"(ATLAS_INJECT_HANG_AT_STEP, rank {self.rank}, pid {os.getpid()})")
             time.sleep(self.hang_s)
 
     def _forward_done(self, module: nn.Module, args, out):
         if not module.training or not isinstance(out, dict):
             return None
-        if self.current_step in self.nan_steps:
+        if self.current_step in self.nan_steps and self.nan_in_grad:
+            out["loss_sum"].register_hook(lambda grad: grad * math.inf)
+        elif self.current_step in self.nan_steps:
             out = {k: (v * math.nan if k != "num_valid" and torch.is_tensor(v) and v.is_floating_point() else v)
                    for k, v in out.items()}
         self._watch(out)

@@ -66,7 +66,8 @@ class Train:
         return max(steps, default=0)
 
     def stderr(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def wait_for(self, what: Callable[[], bool], timeout: float = 90.0, label: str = "") -> None:
