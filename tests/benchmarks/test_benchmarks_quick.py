@@ -1,0 +1,60 @@
+"""Each of this issue's benchmarks runs in --quick mode as a subprocess, under a timeout, and prints its
+headline figures as the last line (parsed here, so a script that prints nothing useful fails).
+Marked slow: overhead (15-25 s on the shared 2-core machine) and scaling (~35 s: two torchrun launches)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+
+
+def run_quick(script: str, timeout: float) -> list[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--quick"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert lines, "no output"
+    return lines
+
+
+def figures(line: str, pattern: str) -> list[tuple[str, ...]]:
+    found = re.findall(pattern, line)
+    assert found, f"headline not understood: {line!r}"
+    return found
+
+
+@pytest.mark.slow
+def test_overhead_quick() -> None:
+    lines = run_quick("overhead.py", timeout=240)
+    assert lines[-1].startswith("overhead Atlas/bare")
+    found = figures(lines[-1], rf"(mlp|atlas-tiny) {NUMBER} \[{NUMBER}\]")
+    assert {name for name, *_ in found} == {"mlp", "atlas-tiny"}
+    for _, wall, cpu in found:
+        assert 0.2 < float(wall) < 20 and 0.2 < float(cpu) < 20  # a ratio, not a raw time or garbage
+
+
+def test_accumulation_quick() -> None:
+    lines = run_quick("accumulation.py", timeout=240)
+    assert lines[-1].startswith("accumulation step time vs 32x1")
+    found = figures(lines[-1], rf"(mlp|atlas-tiny) (8x4|4x8) {NUMBER}")
+    assert len(found) == 4
+    assert all(math.isfinite(float(r)) and float(r) > 0 for *_, r in found)
+
+
+@pytest.mark.slow
+def test_scaling_quick() -> None:
+    lines = run_quick("scaling.py", timeout=300)
+    assert lines[-1].startswith("scaling 1->2 CPU processes")
+    (_, speedup, eff), = figures(lines[-1], rf"(mlp-1024) speed-up {NUMBER} efficiency {NUMBER}")
+    assert float(eff) == pytest.approx(float(speedup) / 2, abs=0.01)
+    assert 0.05 < float(eff) < 1.5
