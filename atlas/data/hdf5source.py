@@ -165,10 +165,14 @@ class HDF5Source:
         try:
             dataset = self._dataset(ref, key)
             if not is_encoded(dataset):
-                return read_rows(dataset, rows)
-            unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
-            frames = np.stack([decode_jpeg(as_bytes(dataset[int(r)])) for r in unique])
-            return frames[inverse.reshape(-1)]
+                frames = read_rows(dataset, rows)
+            else:
+                unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+                frames = np.stack([decode_jpeg(as_bytes(dataset[int(r)])) for r in unique])[inverse.reshape(-1)]
+            if frames.ndim != 4 or frames.shape[-1] != 3:
+                raise DataError(f"{where(ref.path, ref.name, key)}: frames of shape {tuple(frames.shape[1:])}, "
+                                "expected height x width x 3 (RGB)")
+            return frames
         except DataError as err:
             if str(err).startswith(str(ref.path)):
                 raise

@@ -4,7 +4,8 @@ every thread (then again every further timeout while still stuck).
 A hung collective, a stuck data worker or a dead file system otherwise leaves a silent process that
 burns its allocation; the stack dump says where it waits. The watchdog is a daemon thread that reads
 the step counter the loop already keeps (`FaultInjector.current_step`) through a weak reference, so it
-costs the loop nothing and ends by itself if the loop's objects go away without `stop()` (an exception).
+costs the loop nothing; it also ends by itself once the function that started it is no longer running
+(the loop raised before `stop()`), without keeping that function's objects alive.
 Limit: a C call that holds the GIL forever also stops this thread; `py-spy dump --pid P` still works then.
 """
 
@@ -38,8 +39,19 @@ class Watchdog:
         self.dumps = 0
 
     def start(self) -> Watchdog:
+        owner = sys._getframe(1)  # the loop's frame: watch only while it runs
+        self._owner = (threading.get_ident(), id(owner), owner.f_code)
         self._thread.start()
         return self
+
+    def _owner_running(self) -> bool:
+        thread, frame_id, code = self._owner
+        frame = sys._current_frames().get(thread)
+        while frame is not None:
+            if id(frame) == frame_id and frame.f_code is code:
+                return True
+            frame = frame.f_back
+        return False
 
     def stop(self) -> None:
         self._stop.set()
@@ -55,7 +67,7 @@ class Watchdog:
         last, since = self._progress(), time.monotonic()
         while not self._stop.wait(poll):
             now = self._progress()
-            if now is None:
+            if now is None or not self._owner_running():
                 return
             if now != last:
                 last, since = now, time.monotonic()
