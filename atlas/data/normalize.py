@@ -36,7 +36,9 @@ class Normalizer(nn.Module):
             return getattr(self, f"{key}_std").clamp_min(STD_FLOOR), getattr(self, f"{key}_mean")
         low, high = ("min", "max") if mode == "min_max" else ("q01", "q99")
         lo, hi = getattr(self, f"{key}_{low}"), getattr(self, f"{key}_{high}")
-        return ((hi - lo) / 2).clamp_min(STD_FLOOR), (hi + lo) / 2
+        half_range = (hi - lo) / 2
+        # a dimension that never moved is centred, not divided by ~0 (see atlas.data.stats.floor_std)
+        return torch.where(half_range < STD_FLOOR, torch.ones_like(half_range), half_range), (hi + lo) / 2
 
     def normalize(self, key: str, x: torch.Tensor) -> torch.Tensor:
         params = self._scale_shift(key)

@@ -102,18 +102,34 @@ def compute_stats(
     return out
 
 
+def _ranges(dims: np.ndarray) -> str:
+    """[11, 12, 13, 29] → "11-13, 29" so a log line stays short."""
+    parts, start = [], None
+    for i, d in enumerate(dims):
+        if start is None:
+            start = d
+        if i + 1 == len(dims) or dims[i + 1] != d + 1:
+            parts.append(f"{start}" if start == d else f"{start}-{d}")
+            start = None
+    return ", ".join(parts)
+
+
 def floor_std(stats: dict, floor: float = STD_FLOOR) -> list[str]:
-    """Raise every std below `floor` to it, in place; one warning naming each such dimension."""
+    """Constant dimensions (std below `floor`) get std 1, in place, with one warning per key naming them.
+
+    Dividing by the floor itself would turn any test-time deviation of a dimension that never moved in the
+    demonstrations (e.g. Meta-World's unused second-object slots) into a value of a million; with std 1
+    the dimension is only centred.
+    """
     messages = []
     for key, entry in stats.items():
         std = np.asarray(entry["std"], dtype=np.float64)
         low = np.flatnonzero(std < floor)
         if len(low):
-            for dim in low:
-                messages.append(
-                    f"{key}[{int(dim)}] has std {std[dim]:.3g} < {floor:g} (constant dimension); using std {floor:g}"
-                )
-            entry["std"] = np.maximum(std, floor).tolist()
+            messages.append(
+                f"{key}[{_ranges(low)}]: {len(low)} constant dimension(s) (std < {floor:g}); centred only (std set to 1)"
+            )
+            entry["std"] = np.where(std < floor, 1.0, std).tolist()
     for message in messages:
         warnings.warn(message, stacklevel=2)
     return messages
