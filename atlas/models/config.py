@@ -43,4 +43,10 @@ class ModelConfig(Section):
             raise ValueError(
                 f"model.fusion.width={self.fusion.width} is not divisible by model.fusion.num_heads={self.fusion.num_heads}"
             )
+        f = self.fusion
+        if f.alternate_cross_attention and not (f.cross_attention and self.language.name != "none" and self.vision.name != "none"):
+            raise ValueError(
+                "model.fusion.alternate_cross_attention alternates language and vision blocks: it needs "
+                "model.fusion.cross_attention=true, a model.language encoder and a model.vision backbone"
+            )
         return self

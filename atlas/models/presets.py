@@ -34,7 +34,9 @@ PRESETS: dict[str, dict] = {
         "head": {"name": "flow", "num_inference_steps": 10},
     },
     # RDT-1B's shape (github.com/thu-ml/RoboticsDiffusionTransformer): SigLIP-so400m vision (frozen),
-    # 2048 wide, 28 blocks, 32 heads, FFN ratio 1, QK-norm, cross-attention to the conditions,
+    # 2048 wide, 28 blocks, 32 heads, FFN ratio 1, QK-norm, cross-attention alternating between the language
+    # and the image condition block by block (models/rdt/model.py `conds[i % 2]`), 2 history frames x 3 cameras x
+    # 729 SigLIP tokens (configs/base.yaml img_history_size, num_cameras),
     # 128-d unified state/action space, 64-step chunks, DDPM with 1000 steps predicting the sample.
     # MiniLM stands in for RDT's frozen T5-XXL (which is not part of RDT's 1.2 B count either).
     "rdt-1b": {
@@ -49,6 +51,7 @@ PRESETS: dict[str, dict] = {
             "mlp_ratio": 1.0,
             "qk_norm": True,
             "cross_attention": True,
+            "alternate_cross_attention": True,
             "adaptor_layers": 2,
         },
         "head": {

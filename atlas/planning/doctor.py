@@ -49,6 +49,8 @@ class MemoryVerdict:
     plan_checkpointing: bool
     plan_efficient_attention: bool
     breakdown: dict
+    strategy: str = "ddp"
+    attention_kernel: str = ""
 
 
 @dataclass
@@ -177,19 +179,29 @@ def check_disk(setup: Setup, probe: ModelProbe, path: str = ".") -> Finding:
                    f"每个 checkpoint 含权重+优化器状态；本机剩余 {free / 1e9:.0f} GB（请在训练机器上确认）")
 
 
-def memory_verdicts(setup: Setup, cfg, probe: ModelProbe, sizes: tuple[float, ...]) -> list[MemoryVerdict]:
+def sdpa_default_for(setup: Setup, recipe: Recipe) -> bool | None:
+    """A launch script runs the recipe's own code, whose attention dispatch the recipe states; a YAML runs Atlas."""
+    if setup.kind == "script" and recipe.attention_dispatch == "default":
+        return True
+    return None
+
+
+def memory_verdicts(setup: Setup, cfg, probe: ModelProbe, sizes: tuple[float, ...],
+                    sdpa_default: bool | None = None) -> list[MemoryVerdict]:
     """The user's micro-batch judged on each GPU size, and the planner's own choice there."""
     out = []
     v = setup.values
     for size in sizes:
         pinned = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe,
-                           micro_batch_size=v["micro_batch_size"], cpu_cores=1)
-        free = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe, cpu_cores=1)
+                           micro_batch_size=v["micro_batch_size"], cpu_cores=1, sdpa_default=sdpa_default)
+        free = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe, cpu_cores=1,
+                         sdpa_default=sdpa_default)
         used = pinned.memory.total / GIB
         status = FAIL if used > pinned.budget_gb else (WARN if used > TIGHT * pinned.budget_gb else OK)
         out.append(MemoryVerdict(size, v["micro_batch_size"], round(used, 2), round(pinned.budget_gb, 2), status,
                                  free.micro_batch_size, free.gradient_accumulation_steps, free.gradient_checkpointing,
-                                 free.memory_efficient_attention, pinned.memory.to_dict()))
+                                 free.memory_efficient_attention, pinned.memory.to_dict(), pinned.strategy,
+                                 pinned.notes[0]))
     return out
 
 
@@ -286,12 +298,14 @@ def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: floa
         if setup.unknown_flags:
             issues.append("flags the doctor does not know (passed through unchecked): " + " ".join(setup.unknown_flags))
     sizes = (gpu_memory_gb,) if gpu_memory_gb else DEFAULT_SIZES
-    verdicts = memory_verdicts(setup, cfg, probe, sizes)
+    sdpa_default = sdpa_default_for(setup, recipe)
+    verdicts = memory_verdicts(setup, cfg, probe, sizes, sdpa_default)
     for verdict in verdicts:
         fix = f"micro-batch {verdict.plan_micro_batch_size} x accumulation {verdict.plan_accumulation}"
         findings.append(Finding(f"memory @ {verdict.gpu_memory_gb:g} GB", f"<= {verdict.budget_gb:g} GB",
                                 f"{verdict.total_gb:g} GB", verdict.status,
                                 f"micro-batch {verdict.micro_batch_size} needs {verdict.total_gb:g} GB of {verdict.budget_gb:g} GB usable"
+                                f" under {verdict.strategy} ({setup.origin.get('strategy', 'config')})"
                                 + ("" if verdict.status == OK else f"; planner: {fix}"),
                                 f"每卡 {verdict.micro_batch_size} 需要 {verdict.total_gb:g} GB（可用 {verdict.budget_gb:g} GB）"
                                 + ("" if verdict.status == OK else f"；建议：每卡 {verdict.plan_micro_batch_size} × 累积 {verdict.plan_accumulation}")))
@@ -299,7 +313,7 @@ def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: floa
     if setup.launch is not None and any(i.kind == "comment_after_backslash" for i in setup.launch.issues):
         intended = setup_from_script(repair_continuations(setup.text), setup.world_size)
         if intended.effective_batch_size != setup.effective_batch_size:
-            verdicts_for_options = memory_verdicts(intended, atlas_config_for(intended, recipe), probe, sizes)
+            verdicts_for_options = memory_verdicts(intended, atlas_config_for(intended, recipe), probe, sizes, sdpa_default)
         else:
             verdicts_for_options = verdicts
     else:

@@ -90,10 +90,35 @@ def choose_micro_batch(per_process: int, cap: Callable[[bool, bool], int], wante
     return best
 
 
+def default_kernel_is_efficient(probe: ModelProbe, mixed_precision: str, sdpa_default: bool | None = None) -> tuple[bool, str]:
+    """Whether a CUDA GPU runs the flash/efficient SDPA kernel with memory_efficient_attention off, and why.
+
+    Rule: memory_efficient_attention=false leaves the choice to SDPA, which on a CUDA GPU in bf16/fp16 with
+    no attention mask dispatches to flash/memory-efficient attention; the math kernel (and its saved
+    attention matrix) applies in fp32, when the model passes an explicit mask, or when the code pins the
+    math kernel. `sdpa_default` overrides what the probe saw about pinning (the doctor judges RDT's own
+    code, which calls F.scaled_dot_product_attention without pinning, through Atlas's stand-in model).
+    """
+    use = probe.attention
+    pinned = use.math_pinned if sdpa_default is None else not sdpa_default
+    if use.calls == 0:
+        return False, "no scaled_dot_product_attention in the trainable model"
+    if mixed_precision not in ("bf16", "fp16"):
+        return False, "fp32: SDPA's flash kernel needs bf16/fp16, so the math-kernel estimate applies"
+    if use.masked:
+        return False, "the model passes an attention mask, which the flash kernel cannot take: math-kernel estimate"
+    if pinned:
+        return False, ("memory_efficient_attention=false pins the math kernel in this model's attention "
+                       "(atlas/models/layers.py): math-kernel estimate")
+    return True, ("memory_efficient_attention=false lets SDPA choose: on a CUDA GPU in "
+                  f"{mixed_precision} with no attention mask that is the flash/efficient kernel, so its estimate applies")
+
+
 def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = None, *, gpu: str | None = None,
               strategy: str | None = None, probe: ModelProbe | None = None, cpu_cores: int | None = None,
-              mfu: float | None = None, micro_batch_size: int | None = None) -> Plan:
-    """Plan a run; `micro_batch_size` pins the micro-batch (the doctor uses it to judge a user's choice)."""
+              mfu: float | None = None, micro_batch_size: int | None = None, sdpa_default: bool | None = None) -> Plan:
+    """Plan a run; `micro_batch_size` pins the micro-batch (the doctor uses it to judge a user's choice);
+    `sdpa_default` see `default_kernel_is_efficient`."""
     spec = find_gpu(gpu) if gpu else gpu_for_memory(gpu_memory_gb or 80)
     if gpu_memory_gb is not None and gpu_memory_gb != spec.memory_gb:
         spec = GPUSpec(f"{spec.name} ({gpu_memory_gb:g} GB)", gpu_memory_gb, spec.bf16_tflops, spec.link, spec.link_gbps)
@@ -103,13 +128,17 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
     budget = cfg.memory_optimization.max_memory_usage * spec.memory_gb * GIB
     ema = cfg.training.ema.enabled
     caps: dict[tuple[bool, bool], int] = {}
+    efficient_default, kernel_note = default_kernel_is_efficient(probe, mp, sdpa_default)
+
+    def kernel(mea: bool) -> bool:
+        return mea or efficient_default
 
     def cap(ckpt: bool, mea: bool) -> int:
-        caps[(ckpt, mea)] = max_micro_batch(probe, budget, strat, gpus, mp, ema, ckpt, mea)
+        caps[(ckpt, mea)] = max_micro_batch(probe, budget, strat, gpus, mp, ema, ckpt, kernel(mea))
         return caps[(ckpt, mea)]
 
     target = target_effective_batch(cfg, gpus)
-    notes: list[str] = []
+    notes: list[str] = [f"attention kernel: {kernel_note}"]
     if target % gpus:
         raise ConfigError(
             f"effective batch {target} cannot be split over {gpus} GPUs; reachable: {reachable_batches(target, gpus)}"
@@ -130,7 +159,7 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
             notes.append(f"even micro-batch 1 with checkpointing does not fit {spec.memory_gb:g} GB under {strat}; "
                          "shard more (zero3/fsdp), freeze modules or use a larger GPU")
     batch = plan_batch(cfg.training.model_copy(update={"gradient_accumulation_steps": None}), micro, gpus, target)
-    memory = breakdown(probe, micro, strat, gpus, mp, ema, ckpt, mea)
+    memory = breakdown(probe, micro, strat, gpus, mp, ema, ckpt, kernel(mea))
     fits = memory.total <= budget
     cores = cpu_cores or os.cpu_count() or 1
     wanted_workers = cfg.data_loading.num_workers

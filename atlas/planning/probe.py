@@ -1,9 +1,13 @@
 """Measure a policy without a GPU: build it under FakeTensorMode (no real storage, so rdt-1b fits on a
-laptop), run forward/backward on fake batches, and record what training would hold.
+laptop), run forward on fake batches, and record what training would hold.
 
 Activation memory is the bytes autograd saves for backward (torch.autograd.graph.saved_tensors_hooks),
 deduplicated by storage and excluding parameters. Recorded at micro-batch 1 and 2 and fitted as
 fixed + per_sample × B, separately with and without gradient checkpointing and memory-efficient attention.
+Deep models are probed at reduced depth and extrapolated (depth.py): the fake forward is the cost, and
+it is linear in the number of blocks. Parameters are counted on the full model built on the meta device.
+The forward also records how the model calls SDPA (masks; math kernel pinned), which decides whether a
+GPU would run the flash/efficient kernel by default (planner.py).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from atlas.config.schema import AtlasConfig
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
+from atlas.planning.depth import DepthPlan, DepthPoint, at_depth, depth_plan
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 MODULE_ALIASES = {"lang_encoder": "language", "language_encoder": "language", "text_encoder": "language",
@@ -49,6 +56,30 @@ class ParamCounts:
 
 
 @dataclass
+class AttentionUse:
+    """How the model's forward called F.scaled_dot_product_attention (recorded without memory options)."""
+
+    calls: int = 0
+    masked: bool = False  # an explicit attn_mask: the flash kernel cannot take it
+    math_pinned: bool = False  # called with the flash and memory-efficient kernels disabled (sdpa_kernel)
+
+
+class _WatchSDPA(TorchFunctionMode):
+    def __init__(self, use: AttentionUse) -> None:
+        super().__init__()
+        self.use = use
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.scaled_dot_product_attention and torch.is_grad_enabled():  # frozen encoders: no activations
+            self.use.calls += 1
+            self.use.masked |= (kwargs.get("attn_mask", args[3] if len(args) > 3 else None)) is not None
+            backends = torch.backends.cuda
+            self.use.math_pinned |= not (backends.flash_sdp_enabled() or backends.mem_efficient_sdp_enabled())
+        return func(*args, **kwargs)
+
+
+@dataclass
 class ModelProbe:
     preset: str
     params: ParamCounts
@@ -59,6 +90,8 @@ class ModelProbe:
     seconds: float
     mode: str
     measure: Callable[[bool, bool], ActivationFit] | None = field(default=None, repr=False, compare=False)
+    attention: AttentionUse = field(default_factory=AttentionUse)
+    depths: list[dict] = field(default_factory=list)  # the reduced depths probed ({} = the config's own)
 
     def activation(self, checkpointing: bool, efficient_attention: bool) -> ActivationFit:
         """The fit for one memory option, probing the fake model the first time it is asked for."""
@@ -73,7 +106,8 @@ class ModelProbe:
     def to_dict(self) -> dict:
         return {"preset": self.preset, "params": asdict(self.params), "forward_flops_per_sample": self.forward_flops_per_sample,
                 "train_flops_per_sample": self.train_flops_per_sample, "mixed_precision": self.mixed_precision,
-                "activations": {k: asdict(v) for k, v in self.activations.items()}, "seconds": self.seconds}
+                "activations": {k: asdict(v) for k, v in self.activations.items()}, "seconds": self.seconds,
+                "attention": asdict(self.attention), "depths": self.depths}
 
 
 def option_key(checkpointing: bool, efficient_attention: bool) -> str:
@@ -120,8 +154,12 @@ def make_batch(meta: DatasetMeta, cfg: AtlasConfig, batch_size: int) -> dict:
     return batch
 
 
-def build_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool) -> nn.Module:
-    """The registry's policy with the memory options, applying lr_multipliers=0 as freezing."""
+def build_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool,
+                device: str | None = None) -> nn.Module:
+    """The registry's policy with the memory options, applying lr_multipliers=0 as freezing.
+
+    device="meta" builds shapes only (no weights read): what parameter counting needs.
+    """
     from atlas.models.registry import build_policy
 
     kwargs = {}
@@ -130,7 +168,25 @@ def build_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, effici
         kwargs["gradient_checkpointing"] = checkpointing
     if "memory_efficient_attention" in accepted:
         kwargs["memory_efficient_attention"] = efficient_attention
+    if device is not None:
+        kwargs["device"] = device
     model = build_policy(cfg.model, meta, Normalizer({}), **kwargs)
+    apply_freezing(model, cfg.training.lr_multipliers)
+    model.train()
+    return model
+
+
+def build_fake_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool) -> nn.Module:
+    """Inside FakeTensorMode: like build_model, but without reading pretrained weights from disk
+    (random init is as good as real weights for shapes, and loading MiniLM costs seconds)."""
+    import atlas.models.policy  # noqa: F401 - registers AtlasPolicy's presets
+    from atlas.models.registry import POLICIES
+
+    cls = POLICIES.get(cfg.model.preset)
+    if cls is None or not getattr(cls, "accepts_memory_options", False):
+        return build_model(cfg, meta, checkpointing, efficient_attention)
+    model = cls(cfg.model, meta, Normalizer({}), gradient_checkpointing=checkpointing,
+                memory_efficient_attention=efficient_attention, load_weights=False)
     apply_freezing(model, cfg.training.lr_multipliers)
     model.train()
     return model
@@ -190,21 +246,28 @@ def saved_tensor_bytes(model: nn.Module, batch: dict, mixed_precision: str = "no
     return total
 
 
-def _probe_forward(model: nn.Module, batch: dict, mixed_precision: str) -> tuple[int, float, float]:
+def _probe_forward(model: nn.Module, batch: dict, mixed_precision: str, use: AttentionUse | None = None
+                   ) -> tuple[int, float, float]:
     """One forward: (saved-tensor bytes, forward FLOPs, train FLOPs by the 3x-trainable / 1x-frozen rule)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False, depth=1) as counter:
+    watch = _WatchSDPA(use) if use is not None else contextlib.nullcontext()
+    with FlopCounterMode(display=False, depth=1) as counter, watch:
         saved = saved_tensor_bytes(model, batch, mixed_precision)
     counts = counter.get_flop_counts()
-    forward = float(sum(counter.get_flop_counts().get("Global", {}).values()))
-    train = 0.0
+    forward = float(sum(counts.get("Global", {}).values()))
+    root = type(model).__name__  # the counter names children "<Root>.<child>"
+
+    def flops_of(name: str) -> float:
+        return float(sum(counts.get(f"{root}.{name}", counts.get(name, {})).values()))
+
+    train, attributed = 0.0, 0.0
     for name, child in model.named_children():
-        flops = float(sum(counts.get(name, {}).values()))
+        flops = flops_of(name)
+        attributed += flops
         trains = any(p.requires_grad for p in child.parameters())
         train += flops * (3 if trains else 1)
-    unattributed = forward - sum(float(sum(counts.get(n, {}).values())) for n, _ in model.named_children())
-    return saved, forward, train + 3 * max(0.0, unattributed)
+    return saved, forward, train + 3 * max(0.0, forward - attributed)
 
 
 def _set_options(model: nn.Module, checkpointing: bool, efficient_attention: bool) -> bool:
@@ -220,32 +283,47 @@ def _set_options(model: nn.Module, checkpointing: bool, efficient_attention: boo
     return True
 
 
-def probe_model(cfg: AtlasConfig, meta: DatasetMeta | None = None) -> ModelProbe:
+def probe_model(cfg: AtlasConfig, meta: DatasetMeta | None = None, full_depth: bool = False) -> ModelProbe:
     """Parameter counts, FLOPs per sample and the activation fit without memory options, on fake tensors.
 
-    Other options are probed when first asked for (`ModelProbe.activation`), on the same fake model.
+    Other options are probed when first asked for (`ModelProbe.activation`), on the same fake models.
+    `full_depth` skips the reduced-depth extrapolation (slow for deep models; used to check it).
     """
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     start = time.perf_counter()
     meta = meta or dataset_meta(cfg)
     mp = cfg.training.mixed_precision
+    plan = depth_plan(cfg)
+    if full_depth:
+        plan = DepthPlan((DepthPoint(None, None),), plan.full_fusion, plan.full_vision)
+    params = count_params(build_model(cfg, meta, False, False, device="meta"))
+    configs = [at_depth(cfg, point) for point in plan.points]
     mode = FakeTensorMode(allow_non_fake_inputs=True)
+    use = AttentionUse()
+    models, rows = [], []
     with mode:
         torch.manual_seed(0)
-        model = build_model(cfg, meta, False, False)
-        params = count_params(model)
-        saved1, forward, train = _probe_forward(model, make_batch(meta, cfg, 1), mp)
-        saved2 = saved_tensor_bytes(model, make_batch(meta, cfg, 2), mp)
-    base = ActivationFit(2 * saved1 - saved2, saved2 - saved1, {1: saved1, 2: saved2})
-    state = {"model": model}
+        for small in configs:
+            model = build_fake_model(small, meta, False, False)
+            saved1, forward, train = _probe_forward(model, make_batch(meta, small, 1), mp, use)
+            saved2 = saved_tensor_bytes(model, make_batch(meta, small, 2), mp)
+            models.append(model)
+            rows.append((saved1, saved2, forward, train))
+    saved1, saved2, forward, train = (plan.combine([row[i] for row in rows]) for i in range(4))
+    base = ActivationFit(2 * saved1 - saved2, saved2 - saved1, {1: round(saved1), 2: round(saved2)})
 
     def measure(checkpointing: bool, efficient_attention: bool) -> ActivationFit:
+        samples: dict[int, list[float]] = {1: [], 2: []}
         with mode:
-            if not _set_options(state["model"], checkpointing, efficient_attention):
-                state["model"] = build_model(cfg, meta, checkpointing, efficient_attention)
-            samples = {b: saved_tensor_bytes(state["model"], make_batch(meta, cfg, b), mp) for b in (1, 2)}
-        return ActivationFit(2 * samples[1] - samples[2], samples[2] - samples[1], samples)
+            for i, small in enumerate(configs):
+                if not _set_options(models[i], checkpointing, efficient_attention):
+                    models[i] = build_fake_model(small, meta, checkpointing, efficient_attention)
+                for b in (1, 2):
+                    samples[b].append(saved_tensor_bytes(models[i], make_batch(meta, small, b), mp))
+        s1, s2 = plan.combine(samples[1]), plan.combine(samples[2])
+        return ActivationFit(2 * s1 - s2, s2 - s1, {1: round(s1), 2: round(s2)})
 
+    depths = [{k: v for k, v in (("fusion", p.fusion), ("vision", p.vision)) if v is not None} for p in plan.points]
     return ModelProbe(cfg.model.preset, params, forward, train, {option_key(False, False): base}, mp,
-                      time.perf_counter() - start, "fake", measure)
+                      time.perf_counter() - start, "fake", measure, use, depths)

@@ -19,6 +19,8 @@ class Recipe:
     match: dict[str, list[str]]
     atlas: list[str]  # KEY=VALUE overrides giving the model and input shapes the planner measures
     parameters: dict[str, dict[str, Any]]
+    # How the recipe's own training code calls SDPA: "default" (no kernel pinned) or None (Atlas's model decides).
+    attention_dispatch: str | None = None
 
     def value(self, key: str) -> Any:
         return self.parameters.get(key, {}).get("value")
@@ -36,7 +38,8 @@ def load_recipes() -> dict[str, Recipe]:
     for path in sorted(recipes_dir().glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         out[data["name"]] = Recipe(data["name"], data.get("description", ""), data.get("match", {}),
-                                   list(data.get("atlas", [])), data.get("parameters", {}))
+                                   list(data.get("atlas", [])), data.get("parameters", {}),
+                                   (data.get("attention_dispatch") or {}).get("value"))
     return out
 
 

@@ -114,7 +114,9 @@ def _strategy(launcher: str, args: dict, deepspeed_cfg: Any) -> tuple[str, str]:
         return f"zero{args.get('zero_stage', 2)}", "accelerate --use_deepspeed"
     if args.get("use_fsdp"):
         return "fsdp", "accelerate --use_fsdp"
-    return "ddp", f"{launcher} (no DeepSpeed/FSDP flag: DDP)"
+    return "ddp", (f"{launcher} without --use_deepspeed/--use_fsdp, and no --deepspeed for main.py (its default is "
+                   "None: Accelerator(deepspeed_plugin=None), so plain DDP; RDT's finetune.sh passes "
+                   "--deepspeed=./configs/zero2.json)")
 
 
 def _world_origin(command) -> str:

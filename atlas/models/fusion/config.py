@@ -18,6 +18,12 @@ class FusionConfig(Section):
         description="RDT style: state/noise/action tokens self-attend and cross-attend to language+vision tokens; "
         "otherwise one joint self-attention sequence.",
     )
+    alternate_cross_attention: bool = Field(
+        False,
+        description="RDT style (models/rdt/model.py: conds[i % 2]): block i cross-attends to the language token "
+        "(even i) or to the vision tokens (odd i) instead of to both; needs cross_attention, a language encoder and "
+        "a vision backbone. Half the blocks then read the long image sequence.",
+    )
     adaptor_layers: int = Field(
         1, ge=1, le=3, description="Layers of the MLPs that project vision/language/state into the width (RDT: 2-3)."
     )
