@@ -16,7 +16,12 @@ class EMA:
         self.cfg = cfg
         self.shadow = {k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone()
                        for k, v in model.state_dict().items()}
-        self._trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+        # resolved once: the update runs every optimizer step
+        named = dict(model.named_parameters())
+        trainable = [n for n, p in named.items() if p.requires_grad]
+        self._params = [named[n] for n in trainable]
+        self._shadows = [self.shadow[n] for n in trainable]
+        self._buffers = [(self.shadow[n], b) for n, b in model.named_buffers() if n in self.shadow]
 
     def decay(self, step: int) -> float:
         if self.cfg.decay is not None:
@@ -25,15 +30,11 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
-        weight = 1.0 - self.decay(step)
-        params = dict(model.named_parameters())
-        shadows = [self.shadow[n] for n in self._trainable]
-        currents = [params[n].detach().float() for n in self._trainable]
-        if shadows:
-            torch._foreach_lerp_(shadows, currents, weight)
-        for name, buffer in model.named_buffers():
-            if name in self.shadow:
-                self.shadow[name].copy_(buffer)
+        """`model` must be the module the EMA was built from (its tensors were resolved at construction)."""
+        if self._shadows:
+            torch._foreach_lerp_(self._shadows, [p.detach().float() for p in self._params], 1.0 - self.decay(step))
+        for shadow, buffer in self._buffers:
+            shadow.copy_(buffer)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow

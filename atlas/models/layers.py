@@ -12,8 +12,10 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
+# memory_efficient_attention: true restricts SDPA to the flash/memory-efficient kernels (math only as a last
+# resort where neither exists); false leaves PyTorch's own dispatch, which on a GPU in bf16/fp16 already
+# picks flash when it can. Never pinning the math kernel keeps GPU runs from paying its O(L^2) memory.
 EFFICIENT_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-MATH_BACKENDS = [SDPBackend.MATH]
 
 
 def sinusoidal(positions: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -78,8 +80,12 @@ class Attention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         if pos is not None:
             q, k = rope_2d(q, pos), rope_2d(k, pos)
-        with sdpa_kernel(EFFICIENT_BACKENDS if self.memory_efficient else MATH_BACKENDS):
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        dropout = self.dropout if self.training else 0.0
+        if self.memory_efficient:
+            with sdpa_kernel(EFFICIENT_BACKENDS):
+                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         return self.proj(out.transpose(1, 2).flatten(2))
 
 

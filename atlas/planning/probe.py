@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
 
 from atlas.config.schema import AtlasConfig
@@ -65,9 +66,13 @@ class AttentionUse:
 
 
 class _WatchSDPA(TorchFunctionMode):
-    def __init__(self, use: AttentionUse) -> None:
+    """Records how the model calls SDPA (mask? kernel pinned?), then runs it on the math kernel when
+    `force_math`: the "efficient attention off" fit is the math kernel's, whatever this CPU would pick."""
+
+    def __init__(self, use: AttentionUse, force_math: bool = False) -> None:
         super().__init__()
         self.use = use
+        self.force_math = force_math
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -76,6 +81,9 @@ class _WatchSDPA(TorchFunctionMode):
             self.use.masked |= (kwargs.get("attn_mask", args[3] if len(args) > 3 else None)) is not None
             backends = torch.backends.cuda
             self.use.math_pinned |= not (backends.flash_sdp_enabled() or backends.mem_efficient_sdp_enabled())
+            if self.force_math:
+                with sdpa_kernel([SDPBackend.MATH]):
+                    return func(*args, **kwargs)
         return func(*args, **kwargs)
 
 
@@ -251,7 +259,7 @@ def _probe_forward(model: nn.Module, batch: dict, mixed_precision: str, use: Att
     """One forward: (saved-tensor bytes, forward FLOPs, train FLOPs by the 3x-trainable / 1x-frozen rule)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    watch = _WatchSDPA(use) if use is not None else contextlib.nullcontext()
+    watch = _WatchSDPA(use, force_math=True) if use is not None else contextlib.nullcontext()
     with FlopCounterMode(display=False, depth=1) as counter, watch:
         saved = saved_tensor_bytes(model, batch, mixed_precision)
     counts = counter.get_flop_counts()
@@ -307,7 +315,8 @@ def probe_model(cfg: AtlasConfig, meta: DatasetMeta | None = None, full_depth: b
         for small in configs:
             model = build_fake_model(small, meta, False, False)
             saved1, forward, train = _probe_forward(model, make_batch(meta, small, 1), mp, use)
-            saved2 = saved_tensor_bytes(model, make_batch(meta, small, 2), mp)
+            with _WatchSDPA(AttentionUse(), force_math=True):
+                saved2 = saved_tensor_bytes(model, make_batch(meta, small, 2), mp)
             models.append(model)
             rows.append((saved1, saved2, forward, train))
     saved1, saved2, forward, train = (plan.combine([row[i] for row in rows]) for i in range(4))
@@ -319,8 +328,10 @@ def probe_model(cfg: AtlasConfig, meta: DatasetMeta | None = None, full_depth: b
             for i, small in enumerate(configs):
                 if not _set_options(models[i], checkpointing, efficient_attention):
                     models[i] = build_fake_model(small, meta, checkpointing, efficient_attention)
+                kernel = _WatchSDPA(AttentionUse(), force_math=True) if not efficient_attention else contextlib.nullcontext()
                 for b in (1, 2):
-                    samples[b].append(saved_tensor_bytes(models[i], make_batch(meta, small, b), mp))
+                    with kernel:
+                        samples[b].append(saved_tensor_bytes(models[i], make_batch(meta, small, b), mp))
         s1, s2 = plan.combine(samples[1]), plan.combine(samples[2])
         return ActivationFit(2 * s1 - s2, s2 - s1, {1: round(s1), 2: round(s2)})
 

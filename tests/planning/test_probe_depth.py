@@ -41,8 +41,8 @@ def test_kernel_rule_follows_precision_and_pinning():
     cfg = load_config(None, ALTERNATING)
     probe = probe_model(cfg)
     assert probe.attention.calls > 0 and not probe.attention.masked
-    assert probe.attention.math_pinned  # layers.py pins MATH while memory_efficient_attention is false
-    assert default_kernel_is_efficient(probe, "bf16")[0] is False
+    assert not probe.attention.math_pinned  # memory_efficient_attention=false leaves SDPA's own dispatch
+    assert default_kernel_is_efficient(probe, "bf16")[0] is True
     assert default_kernel_is_efficient(probe, "bf16", sdpa_default=True)[0] is True
     assert default_kernel_is_efficient(probe, "no", sdpa_default=True)[0] is False
     plan = make_plan(cfg, 1, 24, probe=probe, sdpa_default=True)
