@@ -28,7 +28,11 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise ConfigError(f"override {pair!r} is not KEY=VALUE (e.g. training.max_steps=50)")
         key, raw = pair.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else None
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError as err:
+            problem = str(err).splitlines()[0]
+            raise ConfigError(f"override {key.strip()}={raw!r}: the value is not valid YAML ({problem})") from None
         if isinstance(value, str):
             value = _yaml_number(value)
         node = nested

@@ -67,7 +67,10 @@ PRESETS: dict[str, dict] = {
 
 def merge_preset(data: dict) -> dict:
     """YAML fields over the preset's defaults (nested sections merge key by key)."""
-    defaults = PRESETS.get(data.get("preset", "mlp"), {})
+    preset = data.get("preset", "mlp")
+    if not isinstance(preset, str):
+        raise ValueError(f"model.preset must be a preset name (one of {', '.join(PRESETS)}), got {preset!r}")
+    defaults = PRESETS.get(preset, {})
     return _deep_merge(defaults, data)
 
 
