@@ -11,6 +11,8 @@ import importlib
 import sys
 
 from atlas.config.errors import ConfigError
+from atlas.data.errors import DataError
+from atlas.errors import AtlasError
 
 
 def _add_train(sub) -> None:
@@ -109,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(handler(args) or 0)
-    except ConfigError as err:
+    except (ConfigError, DataError) as err:
         print(f"atlas {args.command}: {err}", file=sys.stderr)
         return 2
+    except AtlasError as err:
+        print(f"atlas {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

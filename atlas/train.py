@@ -54,6 +54,7 @@ from atlas.engine.run_folder import resolve_resume, setup_logging
 from atlas.engine.schedules import apply_learning_rate, learning_rate_at
 from atlas.engine.signals import StopRequest
 from atlas.engine.watchdog import Watchdog
+from atlas.errors import AtlasError
 from atlas.models.registry import build_policy
 from atlas.planning.batch import plan_batch
 
@@ -75,7 +76,7 @@ class TrainerState:
     nonfinite_in_a_row: int = 0
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(AtlasError, RuntimeError):
     pass
 
 

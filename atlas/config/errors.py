@@ -6,8 +6,10 @@ import difflib
 
 from pydantic import BaseModel, ValidationError
 
+from atlas.errors import AtlasError
 
-class ConfigError(ValueError):
+
+class ConfigError(AtlasError, ValueError):
     """A config problem the user can fix; the CLI prints it and exits with code 2, no traceback."""
 
 

@@ -3,8 +3,10 @@ instead of an h5py or KeyError traceback."""
 
 from __future__ import annotations
 
+from atlas.errors import AtlasError
 
-class DataError(ValueError):
+
+class DataError(AtlasError, ValueError):
     """A dataset problem described in the user's words (file, episode, key, what was expected)."""
 
 

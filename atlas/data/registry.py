@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from atlas.config.errors import ConfigError
 from atlas.data.config import DataConfig, DataLoadingConfig
 from atlas.data.episodes import DatasetMeta, EpisodeSource, StepDataset
 from atlas.data.errors import DataError
@@ -45,7 +46,7 @@ def open_source(cfg: DataConfig, seed: int = 0) -> EpisodeSource:
     """The episodes of `data.format` at `data.path`."""
     _load_builtin_formats()
     if cfg.format not in FORMATS:
-        raise ValueError(f"data.format: unknown format {cfg.format!r}; valid: {', '.join(sorted(FORMATS))}")
+        raise ConfigError(f"data.format: unknown format {cfg.format!r}; valid: {', '.join(sorted(FORMATS))}")
     return FORMATS[cfg.format](cfg, seed)
 
 

@@ -23,12 +23,13 @@ import numpy as np
 import torch
 
 from atlas.engine.faults import SaveFaults
+from atlas.errors import AtlasError
 
 MANIFEST = "manifest.json"
 POINTERS = ("latest", "best")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AtlasError, RuntimeError):
     """A checkpoint that cannot be used: named file, what is wrong with it."""
 
 

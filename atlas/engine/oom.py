@@ -12,8 +12,10 @@ import os
 import torch
 from torch import nn
 
+from atlas.errors import AtlasError
 
-class OOMGiveUp(RuntimeError):
+
+class OOMGiveUp(AtlasError, RuntimeError):
     pass
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import torch
 
+from atlas.config.errors import ConfigError
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
 from atlas.models.config import ModelConfig
@@ -38,7 +39,7 @@ def build_policy(
     """Build the preset's policy. device="meta" builds shapes only (no weights read, no memory) for planning."""
     _import_builtin()
     if cfg.preset not in POLICIES:
-        raise ValueError(f"model.preset: unknown preset {cfg.preset!r}; valid: {', '.join(sorted(POLICIES))}")
+        raise ConfigError(f"model.preset: unknown preset {cfg.preset!r}; valid: {', '.join(sorted(POLICIES))}")
     cls = POLICIES[cfg.preset]
     on_meta = device is not None and torch.device(device).type == "meta"
     kwargs = {}
