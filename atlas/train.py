@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -232,7 +233,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         if manual_sync:
             _sync_gradients(trainable, ctx)
         grad_norm = _clip(trainable, optimizer, scaler, tc.max_grad_norm)
-        if not torch.isfinite(grad_norm):  # skip the update; name the loss terms; count
+        finite = bool(torch.isfinite(grad_norm))  # the one host sync of a step
+        if not finite:  # skip the update; name the loss terms; count
             bad_terms = injector.nonfinite_terms()
             bad_loss = D.all_reduce_sum(torch.tensor([float(bool(bad_terms))], device=ctx.device), ctx).item() > 0
             scale = scaler.get_scale() if scaler is not None else None
@@ -270,7 +272,9 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
                 ema.update(policy, step)
         state.step = step
         state.samples_seen = batches.position
-        window["grad_norm"] += grad_norm.detach().float() if torch.isfinite(grad_norm) else 0.0
+        window["grad_norm"] += grad_norm.detach().float() if finite else 0.0
+        if not stopped and not ctx.distributed and stop.requested(step):  # a signal during this step: stop now
+            stopped = True
         window["steps"] += 1
 
         if step % tc.log_interval == 0 or step == tc.max_steps:
@@ -350,8 +354,10 @@ def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, 
         flag = D.all_reduce_sum(torch.tensor([float(oom)], device=ctx.device), ctx)
         oom = bool(flag.item() > 0)
     if not oom:
-        window["loss_sum"] += step_loss
-        window["valid"] += total_valid.squeeze() / ctx.world_size
+        # a non-finite step (skipped by the caller) stays out of the logged loss, so metrics.jsonl never holds NaN
+        ok = torch.isfinite(step_loss)
+        window["loss_sum"] += torch.where(ok, step_loss, torch.zeros_like(step_loss))
+        window["valid"] += torch.where(ok, total_valid.squeeze() / ctx.world_size, torch.zeros_like(step_loss))
     return oom, stop_any
 
 
@@ -479,7 +485,7 @@ def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ct
             "lr_scheduler": cfg.training.lr_scheduler, "step": step, "warmup_steps": cfg.training.warmup_steps,
             "max_steps": cfg.training.max_steps, "note": "the LR is a pure function of the step (atlas/engine/schedules.py)"}))
         (tmp / TRAINER_STATE).write_text(json.dumps(asdict(state), indent=2))
-        dump_config(cfg, tmp / "config.yaml")
+        shutil.copyfile(store.root.parent / "config.yaml", tmp / "config.yaml")  # rendered once at start
         final = store.commit(step, best=best)
 
     if ctx.is_main and not any_failed:
