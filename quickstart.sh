@@ -26,16 +26,20 @@ fi
 PY=${PYTHON:-python}
 export MUJOCO_GL=${MUJOCO_GL:-egl}   # headless rendering
 
+START=$SECONDS
+phase() { PHASES+="$1=$(( SECONDS - T0 ))s "; T0=$SECONDS; }
+T0=$SECONDS; PHASES=""
 echo "== 1/5 install"
 if ! $PY -c 'import torch' 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then
-    $PY -m pip install torch
+    $PY -m pip install torch                 # a CUDA build where there is a GPU
   else
-    $PY -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    $PY -m pip install "torch==2.13.0"       # the CPU wheel (a plain `torch` would pull a CUDA build)
   fi
 fi
 $PY -m pip install -e ".[sim,language]"
 
+phase install
 echo "== 2/5 collect MT10 expert demos ($EPISODES per task, $WORKERS workers) -> $DATA"
 if [[ -f "$DATA" ]]; then
   echo "$DATA exists; delete it to collect again"
@@ -45,13 +49,16 @@ else
       --image-size 64 --cameras corner2 --seed 0 --workers "$WORKERS"
 fi
 
+phase collect
 echo "== 3/5 train -> $RUN"
-$PY -m atlas.cli train --config "$CONFIG" --output-dir "$RUN" data.path="$DATA"
+$PY -m atlas.cli train --config "$CONFIG" --output-dir "$RUN" --resume auto data.path="$DATA"
 
+phase train
 echo "== 4/5 evaluate ($EVAL_EPISODES episodes per task)"
 $PY -m atlas.cli eval --checkpoint "$RUN" --env metaworld --tasks "$TASKS" --episodes "$EVAL_EPISODES" \
     --workers "$WORKERS" --out "$RUN/eval.json"
 
+phase evaluate
 echo "== 5/5 report"
 if $PY -c 'import atlas.report.commands' 2>/dev/null; then
   $PY -m atlas.cli report "$RUN" || echo "(atlas report failed; the evaluation above stands)"
@@ -68,3 +75,5 @@ expert = {task: row["expert_success_rate"] for task, row in read_collection_summ
 print("\nQuickstart: policy success (Wilson 95% interval) beside the scripted expert's own success rate")
 print(format_table(summary, reference=expert))
 PYEOF
+phase report
+echo "Quickstart time per phase: $PHASES total=$(( SECONDS - START ))s" | tee "$RUN/quickstart_times.txt"
