@@ -153,9 +153,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     for line in data.log_lines:
         log.info(line)
     mo = cfg.memory_optimization
-    memory_kwargs = {k: v for k, v in {"gradient_checkpointing": mo.gradient_checkpointing,
-                                       "memory_efficient_attention": mo.memory_efficient_attention}.items() if v}
-    policy = build_policy(cfg.model, data.meta, data.normalizer, **memory_kwargs).to(ctx.device)
+    policy = build_policy(cfg.model, data.meta, data.normalizer, gradient_checkpointing=mo.gradient_checkpointing,
+                          memory_efficient_attention=mo.memory_efficient_attention).to(ctx.device)
     groups, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
     for line in group_lines:
         log.info(line)
@@ -234,42 +233,12 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
             _sync_gradients(trainable, ctx)
         grad_norm = _clip(trainable, optimizer, scaler, tc.max_grad_norm)
         finite = bool(torch.isfinite(grad_norm))  # the one host sync of a step
-        if not finite:  # skip the update; name the loss terms; count
-            bad_terms = injector.nonfinite_terms()
-            bad_loss = D.all_reduce_sum(torch.tensor([float(bool(bad_terms))], device=ctx.device), ctx).item() > 0
-            scale = scaler.get_scale() if scaler is not None else None
-            if scaler is not None:
-                scaler.update()  # lowers the scale after inf/NaN; clears this step's unscale_ record
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None and not bad_loss:  # finite losses, overflowing fp16 gradients: the scaler's own skip
-                injector.scaler_skips += 1
-                log.info(f"fp16 grad scaler: gradients overflowed at step {step}, update skipped, scale "
-                         f"{scale:g}->{scaler.get_scale():g} ({injector.scaler_skips} scaler skips so far)")
-            else:
-                state.nonfinite_in_a_row += 1
-                what = f"loss terms: {', '.join(bad_terms)}" if bad_terms else (
-                    "loss terms: on another rank" if bad_loss else "gradients; every loss term finite")
-                log.warning(f"non-finite loss/gradients at step {step} ({what}); update skipped "
-                            f"({state.nonfinite_in_a_row} in a row, limit training.max_nonfinite_steps="
-                            f"{tc.max_nonfinite_steps})")
-                if state.nonfinite_in_a_row >= tc.max_nonfinite_steps:
-                    latest = store.pointer("latest")
-                    message = (f"{state.nonfinite_in_a_row} non-finite steps in a row (last: step {step}, {what}); "
-                               f"stopping. Last good checkpoint: {latest or 'none written yet'} (weights there "
-                               "are from before the non-finite steps); lower the learning rate or check the data")
-                    log.error(message)
-                    watchdog.stop()
-                    raise NonFiniteError(message)
-        else:
+        if finite:
             state.nonfinite_in_a_row = 0
-            if scaler is not None:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                ema.update(policy, step)
+            _apply_update(optimizer, scaler, ema, policy, step)
+        else:
+            _skip_nonfinite_step(step, state, injector, scaler, optimizer, store, tc.max_nonfinite_steps, ctx, log,
+                                 watchdog)
         state.step = step
         state.samples_seen = batches.position
         window["grad_norm"] += grad_norm.detach().float() if finite else 0.0
@@ -359,6 +328,48 @@ def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, 
         window["loss_sum"] += torch.where(ok, step_loss, torch.zeros_like(step_loss))
         window["valid"] += torch.where(ok, total_valid.squeeze() / ctx.world_size, torch.zeros_like(step_loss))
     return oom, stop_any
+
+
+def _apply_update(optimizer, scaler, ema, policy, step: int) -> None:
+    """The optimizer step (through the fp16 scaler when there is one), then the EMA."""
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if ema is not None:
+        ema.update(policy, step)
+
+
+def _skip_nonfinite_step(step, state, injector, scaler, optimizer, store, max_nonfinite_steps, ctx, log, watchdog) -> None:
+    """Drop a step whose loss or gradients are not finite: name the loss terms (agreed across ranks), count
+    fp16 scaler overflows apart, and stop with the last good checkpoint after too many in a row."""
+    bad_terms = injector.nonfinite_terms()
+    bad_loss = D.all_reduce_sum(torch.tensor([float(bool(bad_terms))], device=ctx.device), ctx).item() > 0
+    scale = scaler.get_scale() if scaler is not None else None
+    if scaler is not None:
+        scaler.update()  # lowers the scale after inf/NaN; clears this step's unscale_ record
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None and not bad_loss:  # finite losses, overflowing fp16 gradients: the scaler's own skip
+        injector.scaler_skips += 1
+        log.info(f"fp16 grad scaler: gradients overflowed at step {step}, update skipped, scale "
+                 f"{scale:g}->{scaler.get_scale():g} ({injector.scaler_skips} scaler skips so far)")
+    else:
+        state.nonfinite_in_a_row += 1
+        what = f"loss terms: {', '.join(bad_terms)}" if bad_terms else (
+            "loss terms: on another rank" if bad_loss else "gradients; every loss term finite")
+        log.warning(f"non-finite loss/gradients at step {step} ({what}); update skipped "
+                    f"({state.nonfinite_in_a_row} in a row, limit training.max_nonfinite_steps="
+                    f"{max_nonfinite_steps})")
+        if state.nonfinite_in_a_row >= max_nonfinite_steps:
+            latest = store.pointer("latest")
+            message = (f"{state.nonfinite_in_a_row} non-finite steps in a row (last: step {step}, {what}); "
+                       f"stopping. Last good checkpoint: {latest or 'none written yet'} (weights there "
+                       "are from before the non-finite steps); lower the learning rate or check the data")
+            log.error(message)
+            watchdog.stop()
+            raise NonFiniteError(message)
 
 
 def _sync_gradients(params: list[torch.Tensor], ctx: D.DistContext) -> None:
