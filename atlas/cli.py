@@ -22,6 +22,8 @@ def _add_train(sub) -> None:
     p.add_argument("--resume", default=None, help="auto (the run folder's latest checkpoint) or a checkpoint folder")
     p.add_argument("--profile", default=None, help="hardware profile: cpu, gpu_24gb, gpu_48gb, gpu_80gb, auto")
     p.add_argument("--nproc", type=int, default=None, help="start this many processes with torchrun")
+    # `python -m torch.distributed.launch` (seed 001's legacy form) passes --local-rank; LOCAL_RANK is read instead
+    p.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. training.max_steps=50")
     p.set_defaults(handler="atlas.train:command")
 

@@ -58,3 +58,34 @@ def test_scaling_quick() -> None:
     (_, speedup, eff), = figures(lines[-1], rf"(mlp-1024) speed-up {NUMBER} efficiency {NUMBER}")
     assert float(eff) == pytest.approx(float(speedup) / 2, abs=0.01)
     assert 0.05 < float(eff) < 1.5
+
+
+@pytest.mark.slow
+def test_dataloader_quick() -> None:
+    lines = run_quick("dataloader.py", timeout=240)
+    (ratio,) = figures(lines[-1], rf"HEADLINE atlas loader {NUMBER}x naive")
+    assert 0.1 < float(ratio) < 1000
+
+
+@pytest.mark.slow
+def test_planner_accuracy_quick() -> None:
+    lines = run_quick("planner_accuracy.py", timeout=240)
+    (worst,) = figures(lines[-1], rf"planner accuracy: worst \|predicted/measured - 1\| = {NUMBER}%")
+    assert float(worst) < 15.0  # the accuracy goal
+
+
+@pytest.mark.slow
+def test_sim_throughput_quick() -> None:
+    pytest.importorskip("metaworld")
+    lines = run_quick("sim_throughput.py", timeout=300)
+    (rate,) = figures(lines[-1], rf"HEADLINE collection with \d+px images: {NUMBER} frames/s")
+    assert float(rate) > 0
+
+
+@pytest.mark.slow
+def test_policy_baseline_quick() -> None:
+    pytest.importorskip("metaworld")
+    lines = run_quick("policy_baseline.py", timeout=420)
+    found = figures(lines[-1], rf"policy_baseline: atlas {NUMBER} vs baseline {NUMBER} .* atlas/baseline {NUMBER}")
+    (ours, base, ratio), = found
+    assert 0 <= float(ours) <= 1 and 0 <= float(base) <= 1 and 0.1 < float(ratio) < 10

@@ -119,3 +119,17 @@ def test_oom_give_up_at_micro_batch_one():
     assert halve(3, 2, 3)[:2] == (1, 6)
     with pytest.raises(OOMGiveUp, match="micro-batch 1"):
         halve(1, 8, 3)
+
+
+@pytest.mark.timeout(180)
+def test_legacy_torch_distributed_launch_form(tmp_path):
+    """Seed 001's `python -m torch.distributed.launch --nproc_per_node=N atlas/train.py ...` (passes --local-rank)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2", "--master_port=29531",
+         str(HERE.parents[1] / "atlas" / "train.py"), "--config", str(HERE / "empty.yaml"),
+         "--output-dir", str(tmp_path / "run"), *TINY, "training.max_steps=3"],
+        capture_output=True, text=True, timeout=170,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Distributed training: world_size=2, rank=1" in proc.stderr
+    assert json.loads((tmp_path / "run" / "plan.json").read_text())["world_size"] == 2
