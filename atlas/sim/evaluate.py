@@ -13,6 +13,8 @@ import multiprocessing as mp
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 
@@ -104,11 +106,18 @@ def run_groups(
             if saved is None:
                 policy.save_pretrained(tmp)
                 saved = (tmp, None)
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=saved) as pool:
-                for group in pool.imap_unordered(_run_group, jobs):
-                    results += group
-                    bar.update(len(group))
+            # an executor, not multiprocessing.Pool: a worker that dies (e.g. the OOM killer) raises
+            # BrokenProcessPool here instead of leaving its task unfinished and the run waiting forever
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                     initargs=saved) as pool:
+                try:
+                    for group in as_completed([pool.submit(_run_group, job) for job in jobs]):
+                        results += group.result()
+                        bar.update(len(results) - bar.n)
+                except BrokenProcessPool as err:
+                    raise RuntimeError(
+                        f"an evaluation worker process died ({err}); check memory (dmesg) or run with --workers 1"
+                    ) from err
         return results
     finally:
         bar.close()

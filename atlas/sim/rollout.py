@@ -18,7 +18,9 @@ from atlas.sim.envs import make_env
 from atlas.sim.seeding import episode_seed
 from atlas.sim.video import video_name, write_mp4
 
-_ENV_CACHE: dict[tuple[str, str, int], object] = {}  # (env, task, slot) -> env, reused across batches
+# (env, slot) -> (task, env): reused across batches of the same task; an env of another task is closed
+# first, so a worker holds at most one batch of envs (and their renderers) at a time.
+_ENV_CACHE: dict[tuple[str, int], tuple[str, object]] = {}
 
 
 @dataclass
@@ -46,10 +48,14 @@ class EpisodeResult:
 
 
 def _env(name: str, task: str, slot: int):
-    key = (name, task, slot)
-    if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = make_env(name, task)
-    return _ENV_CACHE[key]
+    cached = _ENV_CACHE.get((name, slot))
+    if cached is not None and cached[0] == task:
+        return cached[1]
+    if cached is not None:
+        cached[1].close()
+    env = make_env(name, task)
+    _ENV_CACHE[(name, slot)] = (task, env)
+    return env
 
 
 def _padded(history: deque, length: int) -> list:
