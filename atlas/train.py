@@ -281,7 +281,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     metrics.close()
     by_success = cfg.eval.select_best_by == "success_rate"
     best_value = None if state.best_metric is None else (-state.best_metric if by_success else state.best_metric)
-    summary = {"final_step": state.step, "final_loss": last_loss, f"best_{cfg.eval.select_best_by}": best_value,
+    summary = {"final_step": state.step, "final_loss": None if math.isnan(last_loss) else last_loss, f"best_{cfg.eval.select_best_by}": best_value,
                "best_step": state.best_step, "run_dir": str(run_dir), "stopped": stopped}
     log.info(f"done: {json.dumps(summary)}")
     return summary
