@@ -7,7 +7,6 @@ Every function returns the written path, or None when the run has nothing to dra
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from atlas.report.run_data import RunData
-
-Z95 = 1.959963984540054
+from atlas.sim.wilson import wilson_interval
 
 
 def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
@@ -28,17 +26,6 @@ def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
         avg = weight * avg + (1.0 - weight) * value
         out.append(avg / (1.0 - weight**i) if weight > 0 else value)
     return out
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval; for eval files that lack ci95_low/ci95_high (atlas.sim's own copy pulls in the simulator)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
 
 
 def _figure(title: str, ylabel: str, xlabel: str = "optimizer step") -> tuple[Figure, object]:

@@ -20,19 +20,7 @@ from pathlib import Path
 
 from atlas.sim.envs import parse_env_tasks
 from atlas.sim.rollout import EpisodeResult, RolloutSpec, run_episodes
-
-Z95 = 1.959963984540054
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion (sane at 0/n and n/n, unlike the normal one)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+from atlas.sim.wilson import Z95, wilson_interval  # noqa: F401 - re-exported
 
 
 def summarize(results: list[EpisodeResult], tasks: list[str], wall_time_s: float) -> dict:
