@@ -39,7 +39,11 @@ def build_policy(
     """Build the preset's policy. device="meta" builds shapes only (no weights read, no memory) for planning."""
     _import_builtin()
     if cfg.preset not in POLICIES:
-        raise ConfigError(f"model.preset: unknown preset {cfg.preset!r}; valid: {', '.join(sorted(POLICIES))}")
+        import difflib
+
+        guess = difflib.get_close_matches(cfg.preset, list(POLICIES), n=1)
+        hint = f"did you mean {guess[0]}? " if guess else ""
+        raise ConfigError(f"model.preset: unknown preset {cfg.preset!r}; {hint}valid: {', '.join(sorted(POLICIES))}")
     cls = POLICIES[cfg.preset]
     on_meta = device is not None and torch.device(device).type == "meta"
     kwargs = {}
