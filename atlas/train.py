@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from atlas.config import AtlasConfig, dump_config, load_config
+from atlas.config.errors import ConfigError
 from atlas.data.registry import build_data
 from atlas.data.sampler import SampleStream, shard_sequential
 from atlas.data.transforms import BatchTransform
@@ -132,6 +133,10 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     state = TrainerState()
     if resume_path:
         state = TrainerState(**json.loads((Path(resume_path) / TRAINER_STATE).read_text()))
+
+    if tc.strategy in ("fsdp", "deepspeed"):
+        raise ConfigError(f"training.strategy={tc.strategy}: the loop trains with DDP only so far (auto/ddp); "
+                          f"`atlas plan` and `atlas doctor` do estimate {tc.strategy} memory")
 
     # 2. The batch plan: micro-batch × world × accumulation = effective batch (kept across resumes).
     _adopt_launcher_precision(cfg, log)
