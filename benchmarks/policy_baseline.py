@@ -35,18 +35,15 @@ def timed_steps(config: Path, overrides: list[str], out: Path, steps: int) -> fl
 
     cfg = load_config(config, overrides + [f"training.max_steps={steps}", "training.val_interval=0",
                                            "training.checkpoint_interval=100000", "logging.progress_bar=false",
-                                           "training.warmup_steps=0", "eval.every_n_steps=0"])
-    start = time.perf_counter()
+                                           "training.warmup_steps=0", "eval.every_n_steps=0", "training.log_interval=1"])
     train(cfg, out)
-    total = time.perf_counter() - start
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rates = [r["samples_per_s"] for r in rows if "samples_per_s" in r][1:] or [1.0]
-    per_step = cfg.data.batch_size / (sum(rates) / len(rates))
-    return min(per_step, total / steps)
+    rates = sorted(r["samples_per_s"] for r in rows if "samples_per_s" in r)[2:]  # drop warm-up outliers
+    return cfg.data.batch_size / rates[len(rates) // 2]  # median step time, start-up excluded
 
 
 def train_for(config: Path, overrides: list[str], out: Path, seconds: float, probe_dir: Path) -> tuple[Path, float]:
-    per_step = timed_steps(config, overrides, probe_dir, steps=12)
+    per_step = timed_steps(config, overrides, probe_dir, steps=16)
     max_steps = max(20, int(seconds / per_step))
     from atlas.config import load_config
     from atlas.train import train
