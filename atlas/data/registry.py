@@ -17,17 +17,13 @@ from atlas.data.split import split_by_name
 from atlas.data.stats import compute_stats, floor_std
 from atlas.data.stats_cache import cached_stats
 from atlas.data.transforms import BatchTransform
+from atlas.registry import registrar
 
 SourceBuilder = Callable[[DataConfig, int], EpisodeSource]
 FORMATS: dict[str, SourceBuilder] = {}
 
 
-def register_format(name: str) -> Callable[[SourceBuilder], SourceBuilder]:
-    def wrap(builder: SourceBuilder) -> SourceBuilder:
-        FORMATS[name] = builder
-        return builder
-
-    return wrap
+register_format = registrar(FORMATS)
 
 
 @register_format("synthetic")

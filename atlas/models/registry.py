@@ -10,16 +10,12 @@ from atlas.config.errors import ConfigError
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
 from atlas.models.config import ModelConfig
+from atlas.registry import registrar
 
 POLICIES: dict[str, Callable] = {}
 
 
-def register_policy(name: str) -> Callable:
-    def wrap(cls):
-        POLICIES[name] = cls
-        return cls
-
-    return wrap
+register_policy = registrar(POLICIES)
 
 
 def _import_builtin() -> None:

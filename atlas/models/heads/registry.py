@@ -6,17 +6,13 @@ from collections.abc import Callable
 
 from atlas.models.heads.base import ActionHead
 from atlas.models.heads.config import HeadConfig
+from atlas.registry import registrar
 
 Builder = Callable[[HeadConfig, int, int, int], ActionHead]
 HEADS: dict[str, Builder] = {}
 
 
-def register_head(name: str) -> Callable[[Builder], Builder]:
-    def wrap(fn: Builder) -> Builder:
-        HEADS[name] = fn
-        return fn
-
-    return wrap
+register_head = registrar(HEADS)
 
 
 @register_head("flow")

@@ -8,17 +8,13 @@ from torch import nn
 
 from atlas.data.episodes import DatasetMeta
 from atlas.models.language.config import LanguageConfig
+from atlas.registry import registrar
 
 Builder = Callable[[LanguageConfig, DatasetMeta, bool], nn.Module]
 ENCODERS: dict[str, Builder | None] = {"none": None}
 
 
-def register_encoder(name: str) -> Callable[[Builder], Builder]:
-    def wrap(fn: Builder) -> Builder:
-        ENCODERS[name] = fn
-        return fn
-
-    return wrap
+register_encoder = registrar(ENCODERS)
 
 
 @register_encoder("task_embedding")

@@ -6,17 +6,13 @@ from collections.abc import Callable
 
 from atlas.models.vision.backbone import Backbone
 from atlas.models.vision.config import VisionConfig
+from atlas.registry import registrar
 
 Builder = Callable[[VisionConfig, bool], Backbone]
 BACKBONES: dict[str, Builder | None] = {"none": None}
 
 
-def register_backbone(name: str) -> Callable[[Builder], Builder]:
-    def wrap(fn: Builder) -> Builder:
-        BACKBONES[name] = fn
-        return fn
-
-    return wrap
+register_backbone = registrar(BACKBONES)
 
 
 @register_backbone("resnet_small")
