@@ -36,7 +36,6 @@ from atlas.config import AtlasConfig, dump_config, load_config
 from atlas.config.errors import ConfigError
 from atlas.data.registry import build_data
 from atlas.data.sampler import SampleStream, shard_sequential
-from atlas.data.transforms import BatchTransform
 from atlas.engine import distributed as D
 from atlas.engine.batches import StepBatches, resplit, valid_elements
 from atlas.engine.checkpoint import (
@@ -196,7 +195,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     batches = StepBatches(data.train, stream, plan.micro_batch_size, plan.gradient_accumulation_steps,
                           ctx.world_size, ctx.rank, state.samples_seen, cfg.data_loading,
                           pin_memory=ctx.device.type == "cuda")
-    transform = data.transform or BatchTransform(data.normalizer)
+    transform = data.transform
     metrics = MetricLogger(run_dir, ctx.is_main, cfg.logging.tensorboard,
                            {"project": cfg.logging.wandb_project, "mode": cfg.logging.wandb_mode} if cfg.logging.wandb else None)
     autocast = _autocast(ctx.device, tc.mixed_precision)

@@ -43,7 +43,6 @@ import atlas.train as atlas_train  # noqa: E402
 from atlas.config import load_config  # noqa: E402
 from atlas.data.registry import build_data  # noqa: E402
 from atlas.data.sampler import SampleStream  # noqa: E402
-from atlas.data.transforms import BatchTransform  # noqa: E402
 from atlas.engine.batches import StepBatches  # noqa: E402
 from atlas.models.registry import build_policy  # noqa: E402
 
@@ -125,7 +124,7 @@ def time_bare(cfg, root: Path) -> tuple[float, float, float]:
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=tc.weight_decay)
     stream = SampleStream(len(data.train), tc.seed, cfg.data.sampling, data.train.episode_ranges)
     reader = StepBatches(data.train, stream, MICRO, ACCUMULATION, 1, 0, 0, cfg.data_loading, pin_memory=False)
-    transform = data.transform or BatchTransform(data.normalizer)
+    transform = data.transform
     cpu = torch.device("cpu")
     model.train()
     root.mkdir(parents=True, exist_ok=True)

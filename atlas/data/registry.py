@@ -53,7 +53,7 @@ class DataBundle:
     normalizer: Normalizer
     meta: DatasetMeta
     log_lines: list[str]
-    transform: BatchTransform | None = None  # normalize + state noise + image augmentation, from the config
+    transform: BatchTransform  # normalize + state noise + image augmentation, from the config
     stats_source: str = ""  # "dataset" or "task:<name>" / "tasks:<a,b>": which episodes the statistics cover
     extras: dict = field(default_factory=dict)
 
