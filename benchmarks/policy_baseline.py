@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -28,33 +27,47 @@ BASELINE = ["model.preset=mlp", "model.hidden_dim=512", "model.num_layers=3", "m
             "data.image_keys=[]", "data.batch_size=256", "training.learning_rate=1e-3", "training.weight_decay=0.0"]
 
 
-def timed_steps(config: Path, overrides: list[str], out: Path, steps: int) -> float:
-    """Seconds per optimizer step of this config, from a short real run (after 2 warm-up steps)."""
+def loop_seconds(run: Path, skip_windows: int = 0) -> float:
+    """Training-loop time of a run from its logged windows (steps x batch / samples_per_s): start-up,
+    data loading, validation and checkpoint writes excluded, so the two sides compare on training alone."""
+    batch_size = json.loads((run / "plan.json").read_text())["effective_batch_size"]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    windows = [r for r in rows if "samples_per_s" in r]
+    total, previous = 0.0, 0
+    for i, row in enumerate(windows):
+        steps, previous = row["step"] - previous, row["step"]
+        if i >= skip_windows:
+            total += steps * batch_size / row["samples_per_s"]
+    return total
+
+
+def timed_steps(config: Path, overrides: list[str], out: Path, steps: int = 60, log_every: int = 10) -> float:
+    """Seconds per optimizer step of this config, from a short real run; the first window (warm-up) is
+    dropped and logging runs every `log_every` steps as in the real run, so its cost is not overcounted."""
     from atlas.config import load_config
     from atlas.train import train
 
     cfg = load_config(config, overrides + [f"training.max_steps={steps}", "training.val_interval=0",
                                            "training.checkpoint_interval=100000", "logging.progress_bar=false",
-                                           "training.warmup_steps=0", "eval.every_n_steps=0", "training.log_interval=1"])
+                                           "training.warmup_steps=0", "eval.every_n_steps=0",
+                                           f"training.log_interval={log_every}"])
     train(cfg, out)
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    rates = sorted(r["samples_per_s"] for r in rows if "samples_per_s" in r)[2:]  # drop warm-up outliers
-    return cfg.data.batch_size / rates[len(rates) // 2]  # median step time, start-up excluded
+    return loop_seconds(out, skip_windows=1) / (steps - log_every)
 
 
 def train_for(config: Path, overrides: list[str], out: Path, seconds: float, probe_dir: Path) -> tuple[Path, float]:
-    per_step = timed_steps(config, overrides, probe_dir, steps=16)
+    """Train through the real loop with max_steps set to fill `seconds`; returns the run and its loop time."""
+    per_step = timed_steps(config, overrides, probe_dir)
     max_steps = max(20, int(seconds / per_step))
     from atlas.config import load_config
     from atlas.train import train
 
     cfg = load_config(config, overrides + [f"training.max_steps={max_steps}", "logging.progress_bar=false",
-                                           f"training.warmup_steps={max(1, max_steps // 20)}",
+                                           f"training.warmup_steps={max(1, max_steps // 20)}", "training.log_interval=10",
                                            f"training.val_interval={max_steps}", f"training.checkpoint_interval={max_steps}",
                                            "eval.every_n_steps=0"])
-    start = time.perf_counter()
     train(cfg, out)
-    return out, time.perf_counter() - start
+    return out, loop_seconds(out)
 
 
 def evaluate(run: Path, tasks: list[str], episodes: int, workers: int) -> dict:
@@ -76,6 +89,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from atlas.sim.evaluate import format_table
+    from atlas.sim.wilson import difference_interval
 
     work = Path(tempfile.mkdtemp(prefix="atlas-baseline-"))
     data = Path(args.data)
@@ -99,12 +113,18 @@ def main() -> int:
 
         tasks = list(read_collection_summary(data))
         results[name] = evaluate(run, tasks, episodes, args.workers)
-        print(f"\n{name}: trained {elapsed:.0f} s")
+        print(f"\n{name}: training loop {elapsed:.0f} s (budget {seconds:.0f} s)")
         print(format_table(results[name]))
-    base, ours = results["baseline (mlp)"]["success_rate"], results["atlas"]["success_rate"]
+    base, ours = results["baseline (mlp)"], results["atlas"]
+    wins = [sum(row["successes"] for row in r["tasks"].values()) for r in (ours, base)]
+    counts = [sum(row["episodes"] for row in r["tasks"].values()) for r in (ours, base)]
+    low, high = difference_interval(wins[0], counts[0], wins[1], counts[1])
+    verdict = ("atlas better" if low > 0 else "atlas worse" if high < 0 else "no significant difference")
     ratio = times["atlas"] / times["baseline (mlp)"]
-    print(f"policy_baseline: atlas {ours:.3f} vs baseline {base:.3f} (delta {ours - base:+.3f}), "
-          f"training time ratio atlas/baseline {ratio:.2f}")
+    print(f"\nsuccess difference atlas - baseline over {counts[0]} vs {counts[1]} episodes: "
+          f"{ours['success_rate'] - base['success_rate']:+.3f}, 95% interval [{low:+.3f}, {high:+.3f}] (Newcombe): {verdict}")
+    print(f"policy_baseline: atlas {ours['success_rate']:.3f} vs baseline {base['success_rate']:.3f} "
+          f"(delta {ours['success_rate'] - base['success_rate']:+.3f}), training time ratio atlas/baseline {ratio:.2f}")
     return 0
 
 

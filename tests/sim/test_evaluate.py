@@ -115,3 +115,13 @@ def test_libero_names_the_missing_package(tmp_path):
     from atlas.cli import main
 
     assert main(["eval", "--checkpoint", str(tmp_path), "--env", "libero"]) == 2
+
+
+def test_difference_interval_matches_newcombe_1998():
+    """Newcombe (1998), Statistics in Medicine 17:873, table II, method 10, examples (a)-(d)."""
+    from atlas.sim.wilson import difference_interval
+
+    assert difference_interval(56, 70, 48, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert difference_interval(9, 10, 3, 10) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    assert difference_interval(6, 7, 2, 7) == pytest.approx((0.0582, 0.8062), abs=1e-4)
+    assert difference_interval(5, 56, 0, 29) == pytest.approx((-0.0381, 0.1926), abs=1e-4)
