@@ -33,10 +33,10 @@ import numpy as np
 import torch
 
 from atlas.config import AtlasConfig, dump_config, load_config
-from atlas.config.errors import ConfigError
 from atlas.data.registry import build_data
 from atlas.data.sampler import SampleStream, shard_sequential
 from atlas.engine import distributed as D
+from atlas.engine import sharding
 from atlas.engine.batches import StepBatches, resplit, valid_elements
 from atlas.engine.checkpoint import (
     CheckpointStore,
@@ -54,6 +54,7 @@ from atlas.engine.optim import build_optimizer, build_param_groups
 from atlas.engine.run_folder import resolve_resume, setup_logging
 from atlas.engine.schedules import apply_learning_rate, learning_rate_at
 from atlas.engine.signals import StopRequest
+from atlas.engine.strategy import Strategy, build_strategy
 from atlas.engine.watchdog import Watchdog
 from atlas.errors import AtlasError
 from atlas.models.registry import build_policy
@@ -133,10 +134,6 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     if resume_path:
         state = TrainerState(**json.loads((Path(resume_path) / TRAINER_STATE).read_text()))
 
-    if tc.strategy in ("fsdp", "deepspeed"):
-        raise ConfigError(f"training.strategy={tc.strategy}: the loop trains with DDP only so far (auto/ddp); "
-                          f"`atlas plan` and `atlas doctor` do estimate {tc.strategy} memory")
-
     # 2. The batch plan: micro-batch × world × accumulation = effective batch (kept across resumes).
     _adopt_launcher_precision(cfg, log)
     memory_plan = _fit_to_gpu(cfg, ctx, log, apply=not resume_path) if ctx.device.type == "cuda" else None
@@ -157,21 +154,33 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     for line in data.log_lines:
         log.info(line)
     mo = cfg.memory_optimization
+    strategy = build_strategy(tc, mo, ctx, plan.micro_batch_size, plan.gradient_accumulation_steps, log)
     policy = build_policy(cfg.model, data.meta, data.normalizer, gradient_checkpointing=mo.gradient_checkpointing,
                           memory_efficient_attention=mo.memory_efficient_attention).to(ctx.device)
-    groups, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
+    _, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)  # freezes multiplier-0 modules
     for line in group_lines:
         log.info(line)
     log.info(f"policy {cfg.model.preset}: {policy.num_parameters():,} params, {policy.num_parameters(True):,} trainable")
-    optimizer = build_optimizer(groups, plan.learning_rate, tc.adam_betas, tc.adam_eps)
-    ema = EMA(policy, tc.ema) if tc.ema.enabled else None
-    scaler = torch.amp.GradScaler(ctx.device.type) if tc.mixed_precision == "fp16" else None
+    if resume_path:  # into the whole policy, before the strategy shards or partitions it
+        policy.load_state_dict(load_weights(Path(resume_path) / "model.safetensors", str(ctx.device)))
+
+    def make_optimizer() -> torch.optim.Optimizer:  # over the parameters the strategy leaves (FSDP: DTensors)
+        groups, _ = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
+        return build_optimizer(groups, plan.learning_rate, tc.adam_betas, tc.adam_eps)
+
+    model, optimizer = strategy.setup(policy, make_optimizer)
+    log.info(f"strategy: {strategy.label} over {ctx.world_size} process(es)")
+    ema = EMA(policy, tc.ema) if tc.ema.enabled else None  # built from the strategy's parameters: sharded alike
+    if ema is not None and ctx.distributed:
+        held, total = sharding.numel(ema.state_dict())
+        print(f"EMA on rank {ctx.rank}: {held} of {total} elements ({strategy.name})", file=sys.stderr, flush=True)
+    scaler = strategy.grad_scaler()
     trainable = [p for p in policy.parameters() if p.requires_grad]
     store = CheckpointStore(run_dir / "checkpoints", tc.checkpoints_total_limit)
-    manual_sync = mo.dynamic_batch_size and ctx.distributed  # see _sync_gradients
+    manual_sync = mo.dynamic_batch_size and ctx.distributed  # see _sync_gradients (DDP only: build_strategy)
 
     if resume_path:
-        _load_checkpoint(Path(resume_path), policy, ema, optimizer, scaler, ctx)
+        _load_checkpoint(Path(resume_path), strategy, policy, ema, optimizer, scaler, ctx)
         log.info(f"resumed from {resume_path} at step {state.step}")
     else:
         torch.manual_seed(tc.seed + 1000 * ctx.rank)  # per-rank noise/dropout; weights already built
@@ -186,7 +195,6 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
                        "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size),
                        "memory_plan": memory_plan}
         (run_dir / "plan.json").write_text(json.dumps(plan_record, indent=2))
-    model = D.wrap_model(policy, ctx)
     injector = FaultInjector(ctx.rank)  # ATLAS_INJECT_* hooks, the loss-term watch, the step clock
     injector.attach(policy)
     watchdog = Watchdog(tc.hang_timeout_s, injector, log).start()
@@ -221,7 +229,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         while True:  # redo the same samples with a smaller micro-batch after an out-of-memory error
             oom, stopped = _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window,
                                        catch_oom=mo.dynamic_batch_size, manual_sync=manual_sync,
-                                       stop_requested=stop.requested(step))
+                                       stop_requested=stop.requested(step), strategy=strategy)
             if not oom:
                 break
             optimizer.zero_grad(set_to_none=True)
@@ -235,11 +243,11 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 
         if manual_sync:
             _sync_gradients(trainable, ctx)
-        grad_norm = _clip(trainable, optimizer, scaler, tc.max_grad_norm)
-        finite = bool(torch.isfinite(grad_norm))  # the one host sync of a step
+        grad_norm, finite = strategy.step(trainable, optimizer, scaler, tc.max_grad_norm)
         if finite:
             state.nonfinite_in_a_row = 0
-            _apply_update(optimizer, scaler, ema, policy, step)
+            if ema is not None:
+                ema.update(policy, step)
         else:
             _skip_nonfinite_step(step, state, injector, scaler, optimizer, store, tc.max_nonfinite_steps, ctx, log,
                                  watchdog)
@@ -257,19 +265,21 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 
         val_loss = None
         if tc.val_interval and data.val is not None and (step % tc.val_interval == 0 or step == tc.max_steps):
-            val_loss = _validate(model, data.val, transform, autocast, plan.micro_batch_size, tc.val_batches, ctx)
+            val_loss = _validate(policy, data.val, transform, autocast, plan.micro_batch_size, tc.val_batches, ctx,
+                                 strategy)
             metrics.log({"val_loss": val_loss}, step)
             log.info(f"step {step}: val_loss {val_loss:.5f}")
         success = None
         if cfg.eval.every_n_steps and (step % cfg.eval.every_n_steps == 0 or step == tc.max_steps):
-            success = _evaluate_in_sim(cfg, policy, ema, data.meta.tasks, step, metrics, ctx, log)
+            success = _evaluate_in_sim(cfg, policy, ema, strategy, data, step, metrics, ctx, log)
         # best follows the lowest val_loss, or the highest success rate (eval.select_best_by)
         score = (None if success is None else -success) if cfg.eval.select_best_by == "success_rate" else val_loss
         is_best = score is not None and (state.best_metric is None or score < state.best_metric)
         if is_best:
             state.best_metric, state.best_step = score, step
         if step % tc.checkpoint_interval == 0 or step == tc.max_steps or is_best or stopped:
-            path = _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best=is_best)
+            path = _save_checkpoint(store, step, strategy, policy, ema, optimizer, scaler, state, cfg, ctx,
+                                    best=is_best)
             if path is not None:
                 log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
         if stopped:
@@ -295,13 +305,13 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 # pieces of a step
 # --------------------------------------------------------------------------------------------------
 def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, catch_oom: bool, manual_sync: bool,
-                stop_requested: bool) -> tuple[bool, bool]:
+                stop_requested: bool, strategy: Strategy) -> tuple[bool, bool]:
     """Forward/backward every micro-batch of the step; returns (any rank out of memory, any rank asked to stop).
 
     The stop flag rides on the all-reduce of the valid-element count, so ranks agree at no extra cost.
 
-    Each micro-batch contributes loss_sum × world_size / (valid elements of the effective batch): DDP
-    averages gradients over ranks, so the sum over ranks and micro-batches is the large-batch mean.
+    Each micro-batch contributes loss_sum × world_size / (valid elements of the effective batch): DDP, FSDP
+    and ZeRO all average gradients over ranks, so the sum over ranks and micro-batches is the large-batch mean.
     """
     counts = torch.tensor([float(sum(valid_elements(mb) for mb in micro_batches)), float(stop_requested)],
                           device=ctx.device)
@@ -313,10 +323,10 @@ def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, 
     for i, micro_batch in enumerate(micro_batches):
         last = i == len(micro_batches) - 1
         try:
-            with D.no_sync(model, skip=manual_sync or not last), autocast():
+            with strategy.sync(model, enabled=last and not manual_sync), autocast():
                 out = model(transform(micro_batch, ctx.device, train=True))
                 loss = out["loss_sum"].float() * scale
-            (scaler.scale(loss) if scaler is not None else loss).backward()
+            strategy.backward(model, loss, scaler)
             step_loss += out["loss_sum"].detach().float()
         except torch.OutOfMemoryError:
             if not catch_oom:
@@ -332,18 +342,6 @@ def _accumulate(model, micro_batches, transform, autocast, scaler, ctx, window, 
         window["loss_sum"] += torch.where(ok, step_loss, torch.zeros_like(step_loss))
         window["valid"] += torch.where(ok, total_valid.squeeze() / ctx.world_size, torch.zeros_like(step_loss))
     return oom, stop_any
-
-
-def _apply_update(optimizer, scaler, ema, policy, step: int) -> None:
-    """The optimizer step (through the fp16 scaler when there is one), then the EMA."""
-    if scaler is not None:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    if ema is not None:
-        ema.update(policy, step)
 
 
 def _skip_nonfinite_step(step, state, injector, scaler, optimizer, store, max_nonfinite_steps, ctx, log, watchdog) -> None:
@@ -390,14 +388,6 @@ def _sync_gradients(params: list[torch.Tensor], ctx: D.DistContext) -> None:
         offset += n
 
 
-def _clip(params, optimizer, scaler, max_norm: float | None) -> torch.Tensor:
-    """Global grad norm before clipping (logged), clipping to max_norm when set."""
-    if scaler is not None:
-        scaler.unscale_(optimizer)
-    limit = max_norm if max_norm is not None else float("inf")
-    return torch.nn.utils.clip_grad_norm_(params, limit)
-
-
 def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar, stream) -> float:
     """Metrics of the steps since the last log line; the only host sync of the loss."""
     totals = torch.stack([window["loss_sum"], window["valid"]]).float()
@@ -422,44 +412,49 @@ def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar,
 
 
 @torch.no_grad()
-def _validate(model, dataset, transform, autocast, micro, max_batches, ctx) -> float:
-    """Mean loss over valid elements of the held-out episodes, split across ranks and reduced."""
+def _validate(policy, dataset, transform, autocast, micro, max_batches, ctx, strategy: Strategy) -> float:
+    """Mean loss over valid elements of the held-out episodes, split across ranks and reduced.
+
+    When a forward is a collective (FSDP), ranks with fewer batches repeat their first one, uncounted,
+    until they have run as many forwards as rank 0 (which has the most)."""
     from torch.utils.data import DataLoader
 
     from atlas.data.collate import collate_samples
 
-    model.eval()
+    policy.eval()
     batches = shard_sequential(len(dataset), micro, ctx.world_size, ctx.rank)[: max_batches or None]
+    counted = len(batches)
+    if strategy.collective_forward:
+        most = len(shard_sequential(len(dataset), micro, ctx.world_size, 0)[: max_batches or None])
+        batches += [batches[0] if batches else [0]] * (most - counted)
     loader = DataLoader(dataset, batch_sampler=batches, collate_fn=collate_samples, generator=torch.Generator())
     totals = torch.zeros(2, device=ctx.device)
-    policy = D.unwrap(model)
-    for batch in loader:
+    for i, batch in enumerate(loader):
         with autocast():
             out = policy(transform(batch, ctx.device, train=False))
-        totals[0] += out["loss_sum"].float()
-        totals[1] += out["num_valid"].float()
+        if i < counted:
+            totals[0] += out["loss_sum"].float()
+            totals[1] += out["num_valid"].float()
     D.all_reduce_sum(totals, ctx)
-    model.train()
+    policy.train()
     return (totals[0] / totals[1].clamp_min(1.0)).item()
 
 
-def _evaluate_in_sim(cfg: AtlasConfig, policy, ema, data_tasks, step, metrics, ctx, log) -> float | None:
+def _evaluate_in_sim(cfg: AtlasConfig, policy, ema, strategy: Strategy, data, step, metrics, ctx, log) -> float | None:
     """A short closed-loop evaluation on rank 0 with the EMA weights (when kept); other ranks wait."""
     rate = None
-    if ctx.is_main:
-        from atlas.sim import evaluate_policy
 
-        ec = cfg.eval
-        raw = {k: v.detach().clone() for k, v in policy.state_dict().items()} if ema is not None else None
-        if ema is not None:
-            policy.load_state_dict(ema.state_dict(), strict=False)
-        try:
-            summary = evaluate_policy(policy, ec.tasks or data_tasks, ec.episodes, ec.exec_horizon, ec.max_steps,
-                                      obs_horizon=cfg.data.obs_horizon, seed=1000 + step, env=ec.env)
-        finally:
-            if raw is not None:
-                policy.load_state_dict(raw)
-            policy.train()
+    def fresh():  # an unsharded policy for rank 0 when the training one is sharded
+        return build_policy(cfg.model, data.meta, data.normalizer)
+
+    with strategy.evaluation_policy(policy, ema.state_dict() if ema is not None else None, fresh) as evaluated:
+        if evaluated is not None:
+            from atlas.sim import evaluate_policy
+
+            ec = cfg.eval
+            summary = evaluate_policy(evaluated, ec.tasks or data.meta.tasks, ec.episodes, ec.exec_horizon,
+                                      ec.max_steps, obs_horizon=cfg.data.obs_horizon, seed=1000 + step, env=ec.env)
+    if ctx.is_main:
         rate = float(summary["success_rate"])
         record = {"success_rate": rate}
         record.update({f"success_rate/{task}": row["success_rate"] for task, row in summary["tasks"].items()})
@@ -471,8 +466,10 @@ def _evaluate_in_sim(cfg: AtlasConfig, policy, ema, data_tasks, step, metrics, c
 # --------------------------------------------------------------------------------------------------
 # checkpoints
 # --------------------------------------------------------------------------------------------------
-def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ctx, best: bool) -> Path | None:
-    """Every rank writes its RNG state into the temp folder; rank 0 writes the rest and commits.
+def _save_checkpoint(store, step, strategy: Strategy, policy, ema, optimizer, scaler, state, cfg, ctx,
+                     best: bool) -> Path | None:
+    """Every rank writes its RNG state into the temp folder and takes part in gathering the full weights,
+    EMA and optimizer state (sharded under FSDP/ZeRO); rank 0 writes them and commits.
 
     A write error on any rank (disk full, unwritable folder) aborts the save on every rank: earlier
     checkpoints and `latest` stay as they were, and `training.on_save_error` stops or continues training."""
@@ -487,13 +484,17 @@ def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ct
     failure = failure or store.guarded_write(step, write_rng)
     any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
     final = None
+    if not any_failed:  # collectives: every rank or none
+        weights = strategy.gather(policy.state_dict())
+        ema_weights = strategy.gather(ema.state_dict()) if ema is not None else None
+        optimizer_state = strategy.optimizer_state(policy, optimizer)
 
     def write_main() -> None:
         nonlocal final
-        policy.save_pretrained(tmp)
-        if ema is not None:
-            policy.save_pretrained(tmp / "ema", state_dict=ema.state_dict())
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        policy.save_pretrained(tmp, state_dict=weights)
+        if ema_weights is not None:
+            policy.save_pretrained(tmp / "ema", state_dict=ema_weights)
+        torch.save(optimizer_state, tmp / "optimizer.pt")
         if scaler is not None:
             torch.save(scaler.state_dict(), tmp / "scaler.pt")
         (tmp / "scheduler.json").write_text(json.dumps({
@@ -519,13 +520,15 @@ def _save_checkpoint(store, step, policy, ema, optimizer, scaler, state, cfg, ct
     return None
 
 
-def _load_checkpoint(path: Path, policy, ema, optimizer, scaler, ctx) -> None:
-    """Weights from safetensors, the rest with weights_only=True: an unusable or hostile file is a
-    CheckpointError naming it (resolve_resume has already checked the manifest's sizes and checksums)."""
-    policy.load_state_dict(load_weights(path / "model.safetensors", str(ctx.device)))
+def _load_checkpoint(path: Path, strategy: Strategy, policy, ema, optimizer, scaler, ctx) -> None:
+    """EMA and optimizer state (the weights went into the whole policy before the strategy set it up):
+    full tensors on disk, cut to this rank's layout. Weights come from safetensors, the rest with
+    weights_only=True: an unusable or hostile file is a CheckpointError naming it (resolve_resume has
+    already checked the manifest's sizes and checksums)."""
     if ema is not None and (path / "ema" / "model.safetensors").is_file():
-        ema.load_state_dict(load_weights(path / "ema" / "model.safetensors", str(ctx.device)))
-    optimizer.load_state_dict(load_torch(path / "optimizer.pt"))
+        full = load_weights(path / "ema" / "model.safetensors", str(ctx.device))
+        ema.load_state_dict(strategy.scatter(full, ema.state_dict()))
+    strategy.load_optimizer_state(policy, optimizer, load_torch(path / "optimizer.pt"))
     if scaler is not None and (path / "scaler.pt").is_file():
         scaler.load_state_dict(load_torch(path / "scaler.pt"))
     rng_file = path / "rng" / f"rank_{ctx.rank}.pt"

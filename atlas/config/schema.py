@@ -75,7 +75,14 @@ class TrainingConfig(Section):
         None, gt=0, description="Keep at most this many step checkpoints (never pruning best or latest)."
     )
     log_interval: int = Field(10, gt=0, description="Write training metrics every N optimizer steps.")
-    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field("auto", description="Multi-process strategy.")
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
+        "auto",
+        description="Multi-process strategy: auto/ddp (replicated), fsdp (FSDP2: weights, gradients, optimizer "
+        "state and EMA sharded), deepspeed (ZeRO, needs the deepspeed extra). One process trains unsharded.",
+    )
+    zero_stage: Literal[1, 2, 3] = Field(
+        2, description="DeepSpeed ZeRO stage under strategy=deepspeed (the loop runs 1 and 2; atlas plan estimates 3)."
+    )
     max_nonfinite_steps: int = Field(10, gt=0, description="Stop after this many non-finite steps in a row.")
     hang_timeout_s: float = Field(1800.0, gt=0, description="Dump stacks if no step finished for this long.")
     on_save_error: Literal["stop", "continue"] = Field(

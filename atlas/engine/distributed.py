@@ -139,17 +139,14 @@ def broadcast_object(obj, ctx: DistContext):
 
 
 def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
-    """DDP over trainable parameters only; frozen ones never enter the all-reduce."""
+    """DDP over trainable parameters only; frozen ones never enter the all-reduce. (The other
+    strategies, FSDP2 and DeepSpeed, are set up in atlas/engine/strategy.py.)"""
     if not ctx.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=False)
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if hasattr(model, "module") and isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
 
 def no_sync(model: torch.nn.Module, skip: bool):

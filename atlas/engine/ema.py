@@ -1,4 +1,7 @@
-"""Exponential moving average of the weights, kept in fp32 whatever the training precision."""
+"""Exponential moving average of the weights, kept in fp32 whatever the training precision.
+
+Built after the strategy has set the model up: under FSDP its parameters are DTensor shards, so the
+shadow is sharded alike and `_foreach_lerp_` updates each rank's shard (checkpoints gather it)."""
 
 from __future__ import annotations
 

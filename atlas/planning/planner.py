@@ -123,7 +123,10 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
     if gpu_memory_gb is not None and gpu_memory_gb != spec.memory_gb:
         spec = GPUSpec(f"{spec.name} ({gpu_memory_gb:g} GB)", gpu_memory_gb, spec.bf16_tflops, spec.link, spec.link_gbps)
     mp = cfg.training.mixed_precision
-    strat = resolve_strategy(strategy or cfg.training.strategy, gpus, mp)
+    configured = cfg.training.strategy
+    if configured == "deepspeed":
+        configured = f"zero{cfg.training.zero_stage}"
+    strat = resolve_strategy(strategy or configured, gpus, mp)
     probe = probe or probe_model(cfg)
     budget = cfg.memory_optimization.max_memory_usage * spec.memory_gb * GIB
     ema = cfg.training.ema.enabled

@@ -14,6 +14,7 @@ from atlas.data.collate import collate_samples
 from atlas.data.registry import build_data
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 from atlas.engine import distributed as D
+from atlas.engine.strategy import Strategy
 from atlas.models.registry import build_policy
 from atlas.train import _accumulate
 
@@ -40,7 +41,7 @@ for accumulation in (1, 4):
     for step in range(steps):
         micro_batches = [collate_samples([data.train[i] for i in mb]) for mb in sampler.step_indices(step * 4 * accumulation)]
         _accumulate(model, micro_batches, data.transform, contextlib.nullcontext, None, ctx, window,
-                    catch_oom=False, manual_sync=False, stop_requested=False)
+                    catch_oom=False, manual_sync=False, stop_requested=False, strategy=Strategy(ctx))
         model.zero_grad()
     counts[accumulation] = calls[0] / steps
 if ctx.is_main:
