@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,3 +42,24 @@ def final_weights(run_dir: Path) -> dict:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def torchrun(run_dir: Path, overrides: list[str], env: dict | None = None, resume: str | None = None, nproc: int = 2,
+             timeout: float = 240) -> subprocess.CompletedProcess:
+    """The loop under `torchrun --standalone` (gloo on CPU), with TINY + overrides; fails with its stderr."""
+    config = Path(run_dir).parent / "empty.yaml"
+    config.write_text("{}\n")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "atlas.train", "--config", str(config), "--output-dir", str(run_dir)]
+    if resume:
+        cmd += ["--resume", resume]
+    proc = subprocess.run(cmd + TINY + overrides, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def assert_close(a: dict, b: dict, atol: float = 1e-5) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=atol, rtol=0), (name, (a[name] - b[name]).abs().max().item())

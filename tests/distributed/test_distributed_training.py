@@ -5,7 +5,6 @@ accelerate CPU trap."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -13,29 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import TINY, final_weights, train_run
+from train_helpers import TINY, assert_close, final_weights, torchrun, train_run
 
 pytestmark = [pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 BASE = ["training.max_steps=20", "training.val_interval=10", "training.checkpoint_interval=10",
         "training.lr_scheduler=cosine", "training.warmup_steps=3", "training.learning_rate=3e-3",
         "data.num_episodes=12"]
-
-
-def torchrun(run_dir: Path, overrides: list[str], env: dict | None = None, resume: str | None = None, nproc: int = 2):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "atlas.train", "--config", str(HERE / "empty.yaml"), "--output-dir", str(run_dir)]
-    if resume:
-        cmd += ["--resume", resume]
-    proc = subprocess.run(cmd + TINY + overrides, capture_output=True, text=True, timeout=240,
-                          env={**os.environ, **(env or {})})
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return proc
-
-
-def assert_close(a: dict, b: dict, atol: float = 1e-5) -> None:
-    for name in a:
-        assert torch.allclose(a[name], b[name], atol=atol, rtol=0), name
 
 
 @pytest.fixture(scope="module", autouse=True)
