@@ -21,12 +21,14 @@ class ActionHead(nn.Module):
     """Noisy actions [B, H, A] + a time token → fusion → per-step outputs [B, H, A]."""
 
     uses_time = True
+    uses_noisy_actions = True  # False for heads that regress from queries alone (no unused input layer)
 
     def __init__(self, action_dim: int, horizon: int, width: int) -> None:
         super().__init__()
         self.action_dim = action_dim
         self.horizon = horizon
-        self.action_in = nn.Linear(action_dim, width)
+        if self.uses_noisy_actions:  # an unused layer would break DDP (find_unused_parameters=False)
+            self.action_in = nn.Linear(action_dim, width)
         self.pos_embed = nn.Parameter(torch.randn(1, horizon, width) * 0.02)
         if self.uses_time:
             self.time_mlp = nn.Sequential(nn.Linear(TIME_FEATURES, width), nn.SiLU(), nn.Linear(width, width))

@@ -12,6 +12,7 @@ from atlas.models.heads.base import ActionHead, Runner
 
 class L1Head(ActionHead):
     uses_time = False
+    uses_noisy_actions = False
 
     def tokens(self, noisy: torch.Tensor | None = None, t: torch.Tensor | None = None, batch_size: int = 1) -> torch.Tensor:
         return self.pos_embed.expand(batch_size, -1, -1)
