@@ -36,7 +36,6 @@ from atlas.config import AtlasConfig, dump_config, load_config
 from atlas.data.registry import build_data
 from atlas.data.sampler import SampleStream, shard_sequential
 from atlas.engine import distributed as D
-from atlas.engine import sharding
 from atlas.engine.batches import StepBatches, resplit, valid_elements
 from atlas.engine.checkpoint import (
     CheckpointStore,
@@ -160,7 +159,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     _, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)  # freezes multiplier-0 modules
     for line in group_lines:
         log.info(line)
-    log.info(f"policy {cfg.model.preset}: {policy.num_parameters():,} params, {policy.num_parameters(True):,} trainable")
+    num_params, num_trainable = policy.num_parameters(), policy.num_parameters(True)  # before ZeRO-3 empties them
+    log.info(f"policy {cfg.model.preset}: {num_params:,} params, {num_trainable:,} trainable")
     if resume_path:  # into the whole policy, before the strategy shards or partitions it
         policy.load_state_dict(load_weights(Path(resume_path) / "model.safetensors", str(ctx.device)))
 
@@ -170,9 +170,13 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 
     model, optimizer = strategy.setup(policy, make_optimizer)
     log.info(f"strategy: {strategy.label} over {ctx.world_size} process(es)")
-    ema = EMA(policy, tc.ema) if tc.ema.enabled else None  # built from the strategy's parameters: sharded alike
+    # built from the strategy's parameters: sharded alike (FSDP shards, ZeRO-3 partitions)
+    ema = EMA(policy, tc.ema, strategy.local_tensor) if tc.ema.enabled else None
+    if ctx.distributed:  # what each rank holds: the tests read these lines to see the layout
+        held, total = strategy.held(strategy.local_state(policy))
+        print(f"weights on rank {ctx.rank}: {held} of {total} elements ({strategy.name})", file=sys.stderr, flush=True)
     if ema is not None and ctx.distributed:
-        held, total = sharding.numel(ema.state_dict())
+        held, total = strategy.held(ema.state_dict())
         print(f"EMA on rank {ctx.rank}: {held} of {total} elements ({strategy.name})", file=sys.stderr, flush=True)
     scaler = strategy.grad_scaler()
     trainable = [p for p in policy.parameters() if p.requires_grad]
@@ -190,7 +194,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         run_dir.mkdir(parents=True, exist_ok=True)
         dump_config(cfg, run_dir / "config.yaml")
         plan_record = {**plan.to_dict(), "profile": cfg.profile, "device": str(ctx.device),
-                       "num_parameters": policy.num_parameters(), "trainable_parameters": policy.num_parameters(True),
+                       "num_parameters": num_params, "trainable_parameters": num_trainable,
                        "samples_per_epoch": len(data.train),
                        "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size),
                        "memory_plan": memory_plan}
@@ -415,7 +419,7 @@ def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar,
 def _validate(policy, dataset, transform, autocast, micro, max_batches, ctx, strategy: Strategy) -> float:
     """Mean loss over valid elements of the held-out episodes, split across ranks and reduced.
 
-    When a forward is a collective (FSDP), ranks with fewer batches repeat their first one, uncounted,
+    When a forward is a collective (FSDP, ZeRO-3), ranks with fewer batches repeat their first one, uncounted,
     until they have run as many forwards as rank 0 (which has the most)."""
     from torch.utils.data import DataLoader
 
@@ -485,7 +489,7 @@ def _save_checkpoint(store, step, strategy: Strategy, policy, ema, optimizer, sc
     any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
     final = None
     if not any_failed:  # collectives: every rank or none
-        weights = strategy.gather(policy.state_dict())
+        weights = strategy.gather(strategy.local_state(policy))
         ema_weights = strategy.gather(ema.state_dict()) if ema is not None else None
         optimizer_state = strategy.optimizer_state(policy, optimizer)
 

@@ -81,7 +81,9 @@ class TrainingConfig(Section):
         "state and EMA sharded), deepspeed (ZeRO, needs the deepspeed extra). One process trains unsharded.",
     )
     zero_stage: Literal[1, 2, 3] = Field(
-        2, description="DeepSpeed ZeRO stage under strategy=deepspeed (the loop runs 1 and 2; atlas plan estimates 3)."
+        2,
+        description="DeepSpeed ZeRO stage under strategy=deepspeed: 1 partitions the optimizer state, 2 also the "
+        "gradients, 3 also the weights and the EMA.",
     )
     max_nonfinite_steps: int = Field(10, gt=0, description="Stop after this many non-finite steps in a row.")
     hang_timeout_s: float = Field(1800.0, gt=0, description="Dump stacks if no step finished for this long.")

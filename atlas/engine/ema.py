@@ -1,9 +1,14 @@
 """Exponential moving average of the weights, kept in fp32 whatever the training precision.
 
-Built after the strategy has set the model up: under FSDP its parameters are DTensor shards, so the
-shadow is sharded alike and `_foreach_lerp_` updates each rank's shard (checkpoints gather it)."""
+Built after the strategy has set the model up, and sharded alongside it: each rank averages the part of
+each parameter it holds (`Strategy.local_tensor`). Under FSDP that is the parameter's DTensor shard,
+under ZeRO-3 its flat partition `param.ds_tensor`. So the EMA costs 4 bytes per parameter divided by
+the world size and no communication per step; checkpoints and evaluation gather it (the strategy's
+`gather`), resumes cut the full saved EMA back to partitions (`scatter`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -11,16 +16,24 @@ from torch import nn
 from atlas.config.schema import EMAConfig
 
 
+def _whole(param: nn.Parameter) -> torch.Tensor:
+    return param
+
+
 class EMA:
     """decay = fixed `decay`, or the warmup form min(max_decay, 1 - (1 + k)^-power) with k = step - 1,
     so the first update copies the weights and the average lengthens as training goes (RDT: 0.75, 0.9999)."""
 
-    def __init__(self, model: nn.Module, cfg: EMAConfig) -> None:
+    def __init__(self, model: nn.Module, cfg: EMAConfig,
+                 local: Callable[[nn.Parameter], torch.Tensor] = _whole) -> None:
         self.cfg = cfg
-        self.shadow = {k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone()
-                       for k, v in model.state_dict().items()}
-        # resolved once: the update runs every optimizer step
+        self._local = local  # looked up at every update: ZeRO may re-point a partition at a new buffer
         named = dict(model.named_parameters())
+        self.shadow = {}
+        for key, value in model.state_dict().items():
+            value = (local(named[key]) if key in named else value).detach()
+            self.shadow[key] = value.clone().float() if value.is_floating_point() else value.clone()
+        # resolved once: the update runs every optimizer step
         trainable = [n for n, p in named.items() if p.requires_grad]
         self._params = [named[n] for n in trainable]
         self._shadows = [self.shadow[n] for n in trainable]
@@ -35,7 +48,8 @@ class EMA:
     def update(self, model: nn.Module, step: int) -> None:
         """`model` must be the module the EMA was built from (its tensors were resolved at construction)."""
         if self._shadows:
-            torch._foreach_lerp_(self._shadows, [p.detach().float() for p in self._params], 1.0 - self.decay(step))
+            current = [self._local(p).detach().float() for p in self._params]
+            torch._foreach_lerp_(self._shadows, current, 1.0 - self.decay(step))
         for shadow, buffer in self._buffers:
             shadow.copy_(buffer)
 

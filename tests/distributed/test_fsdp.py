@@ -1,4 +1,4 @@
-"""training.strategy=fsdp (FSDP2) and deepspeed (ZeRO-2) in the real loop: torchrun, gloo, 2 CPU ranks.
+"""training.strategy=fsdp (FSDP2) and deepspeed (ZeRO-1/2/3) in the real loop: torchrun, gloo, 2 CPU ranks.
 
 The policy is atlas-tiny with a camera, so the fusion blocks and the vision backbone are sharded, not
 only the root. Its head is `l1`: the flow and diffusion heads draw noise from each rank's own RNG
@@ -37,10 +37,8 @@ ATLAS = ["model.preset=atlas-tiny", "model.head.name=l1", "data.image_size=16", 
 TWO = ["data.batch_size=4", "training.gradient_accumulation_steps=2"]
 ONE = ["data.batch_size=4", "training.gradient_accumulation_steps=4"]
 FSDP = ATLAS + ["training.strategy=fsdp"]
-# DeepSpeed hands a parameter that never gets a gradient (the l1 head's unused action input) a zero
-# gradient where torch skips it, so weight decay would move it under ZeRO only; without decay both agree.
-NO_DECAY = ATLAS + ["training.weight_decay=0"]
-ZERO2 = NO_DECAY + ["training.strategy=deepspeed", "training.zero_stage=2"]
+ZERO2 = ATLAS + ["training.strategy=deepspeed", "training.zero_stage=2"]
+ZERO3 = ATLAS + ["training.strategy=deepspeed", "training.zero_stage=3"]
 
 
 def ema_weights(run_dir: Path) -> dict:
@@ -53,6 +51,20 @@ def val_losses(run_dir: Path) -> list[float]:
     return [m["val_loss"] for m in read_metrics(run_dir) if "val_loss" in m]
 
 
+def held(stderr: str, what: str, strategy: str) -> dict[int, tuple[int, int]]:
+    """{rank: (elements held, elements in full)} from the loop's "<what> on rank R: H of T elements" lines."""
+    pattern = rf"{what} on rank (\d): (\d+) of (\d+) elements \({strategy}\)"
+    return {int(r): (int(a), int(b)) for r, a, b in re.findall(pattern, stderr)}
+
+
+@pytest.fixture(scope="module")
+def one_rank(tmp_path_factory) -> Path:
+    """The reference: one process, micro-batch 4, accumulation 4 (the same effective batch as TWO on 2 ranks)."""
+    run = tmp_path_factory.mktemp("one") / "one"
+    train_run(run, ATLAS + ONE)
+    return run
+
+
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory) -> tuple[Path, str]:
     """One uninterrupted 2-rank FSDP run, shared by the tests that compare with it."""
@@ -61,19 +73,18 @@ def fsdp_run(tmp_path_factory) -> tuple[Path, str]:
 
 
 @pytest.mark.timeout(240)
-def test_fsdp_two_ranks_equal_one_rank_with_a_sharded_ema(fsdp_run, tmp_path):
+def test_fsdp_two_ranks_equal_one_rank_with_a_sharded_ema(fsdp_run, one_rank):
     run, stderr = fsdp_run
     assert "strategy: fsdp (FSDP2) over 2 process(es)" in (run / "train.log").read_text()
-    held = {int(r): (int(a), int(b)) for r, a, b in re.findall(r"EMA on rank (\d): (\d+) of (\d+) elements \(fsdp\)", stderr)}
-    assert set(held) == {0, 1}
-    total = held[0][1]
-    assert all(local < total for local, _ in held.values()) and held[0][0] + held[1][0] == total  # sharded, no overlap
+    ema = held(stderr, "EMA", "fsdp")
+    assert set(ema) == {0, 1}
+    total = ema[0][1]
+    assert all(local < total for local, _ in ema.values()) and ema[0][0] + ema[1][0] == total  # sharded, no overlap
 
-    train_run(tmp_path / "one", ATLAS + ONE)
-    assert_close(final_weights(run), final_weights(tmp_path / "one"))
-    assert_close(ema_weights(run), ema_weights(tmp_path / "one"))  # the saved EMA is the full state
+    assert_close(final_weights(run), final_weights(one_rank))
+    assert_close(ema_weights(run), ema_weights(one_rank))  # the saved EMA is the full state
     # validation on both ranks with unequal batch counts: the same loss as one process
-    assert val_losses(run) == pytest.approx(val_losses(tmp_path / "one"), abs=1e-5)
+    assert val_losses(run) == pytest.approx(val_losses(one_rank), abs=1e-5)
 
 
 @pytest.mark.timeout(240)
@@ -100,13 +111,17 @@ def test_fsdp_resume_on_two_and_on_one_rank_and_load_in_one_process(fsdp_run, tm
 
 
 @pytest.mark.timeout(180)
-def test_fsdp_sim_evaluation_runs_on_rank_zero_without_a_sharded_forward(tmp_path):
+@pytest.mark.parametrize("strategy", [["training.strategy=fsdp"],
+                                      ["training.strategy=deepspeed", "training.zero_stage=3"]], ids=["fsdp", "zero3"])
+def test_sharded_sim_evaluation_runs_on_rank_zero_without_a_sharded_forward(strategy, tmp_path):
     """Rank 0 alone in a sharded forward would wait forever for rank 1's all-gather (and the test time out)."""
     pytest.importorskip("metaworld")
+    if "training.strategy=deepspeed" in strategy:
+        pytest.importorskip("deepspeed")
     torchrun(tmp_path / "run", [
         "model.preset=atlas-tiny", "model.head.name=l1", "data.state_dim=39", "data.action_dim=4",
         "model.action_horizon=4", "training.max_steps=4", "training.val_interval=2", "training.ema.enabled=true",
-        "training.strategy=fsdp", "eval.every_n_steps=2", "eval.tasks=[reach-v3]", "eval.episodes=1",
+        *strategy, "eval.every_n_steps=2", "eval.tasks=[reach-v3]", "eval.episodes=1",
         "eval.max_steps=12", "eval.exec_horizon=4",
     ])
     rows = [m for m in read_metrics(tmp_path / "run") if "success_rate" in m]
@@ -120,27 +135,21 @@ def zero2_run(tmp_path_factory) -> tuple[Path, str]:
     return run, torchrun(run, ZERO2 + TWO).stderr
 
 
-@pytest.fixture(scope="module")
-def one_without_decay(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("one") / "one"
-    train_run(run, NO_DECAY + ONE)
-    return run
-
-
 @pytest.mark.timeout(240)
-def test_deepspeed_zero2_two_ranks_equal_one_rank_ddp(zero2_run, one_without_decay):
+def test_deepspeed_zero2_two_ranks_equal_one_rank_ddp(zero2_run, one_rank):
     run, stderr = zero2_run
-    assert "EMA on rank 1: " in stderr and "(deepspeed)" in stderr
-    assert_close(final_weights(run), final_weights(one_without_decay))
-    assert_close(ema_weights(run), ema_weights(one_without_decay))
+    ema = held(stderr, "EMA", "deepspeed")
+    assert set(ema) == {0, 1} and all(local == total for local, total in ema.values())  # weights whole: EMA too
+    assert_close(final_weights(run), final_weights(one_rank))
+    assert_close(ema_weights(run), ema_weights(one_rank))
 
 
 @pytest.mark.timeout(240)
-def test_deepspeed_zero1_two_ranks_equal_one_rank_ddp(one_without_decay, tmp_path):
+def test_deepspeed_zero1_two_ranks_equal_one_rank_ddp(one_rank, tmp_path):
     pytest.importorskip("deepspeed")
     torchrun(tmp_path / "zero1", [*ZERO2, "training.zero_stage=1", *TWO])
     assert "strategy: deepspeed ZeRO-1 over 2 process(es)" in (tmp_path / "zero1" / "train.log").read_text()
-    assert_close(final_weights(tmp_path / "zero1"), final_weights(one_without_decay))
+    assert_close(final_weights(tmp_path / "zero1"), final_weights(one_rank))
 
 
 @pytest.mark.timeout(240)
@@ -154,6 +163,44 @@ def test_deepspeed_zero2_resumes_on_two_ranks_and_on_one(zero2_run, tmp_path):
     # ZeRO's partitions were saved as one full, name-keyed optimizer state: one process continues it
     train_run(tmp_path / "cut_one", ZERO2 + TWO, resume="auto")
     assert_close(final_weights(tmp_path / "cut_one"), theirs)
+
+
+@pytest.fixture(scope="module")
+def zero3_run(tmp_path_factory) -> tuple[Path, str]:
+    pytest.importorskip("deepspeed")
+    run = tmp_path_factory.mktemp("zero3") / "two"
+    return run, torchrun(run, ZERO3 + TWO).stderr
+
+
+@pytest.mark.timeout(240)
+def test_deepspeed_zero3_two_ranks_equal_one_rank_ddp_with_partitioned_weights_and_ema(zero3_run, one_rank):
+    run, stderr = zero3_run
+    assert "strategy: deepspeed ZeRO-3 over 2 process(es)" in (run / "train.log").read_text()
+    for what in ("weights", "EMA"):  # each rank holds about half (the last partition of an odd tensor is padded)
+        parts = held(stderr, what, "deepspeed")
+        assert set(parts) == {0, 1}, what
+        total = parts[0][1]
+        assert all(local < 0.6 * total for local, _ in parts.values()) and parts[0][0] + parts[1][0] >= total, what
+    assert_close(final_weights(run), final_weights(one_rank))
+    assert_close(ema_weights(run), ema_weights(one_rank))  # gathered from the partitions: the full state
+    # validation is a collective forward: rank 1 pads its batch count to rank 0's, uncounted
+    assert val_losses(run) == pytest.approx(val_losses(one_rank), abs=1e-5)
+
+
+@pytest.mark.timeout(240)
+def test_deepspeed_zero3_resumes_on_two_ranks_and_on_one(zero3_run, tmp_path):
+    reference, _ = zero3_run
+    cut = tmp_path / "cut"
+    torchrun(cut, ZERO3 + TWO, env={"ATLAS_STOP_AT_STEP": "7"})
+    assert json.loads((cut / "checkpoints" / "latest" / "trainer_state.json").read_text())["step"] == 7
+    shutil.copytree(cut, tmp_path / "cut_one", symlinks=True)
+    torchrun(cut, ZERO3 + TWO, resume="auto")
+    for mine, theirs in ((final_weights(cut), final_weights(reference)), (ema_weights(cut), ema_weights(reference))):
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    # partitioned weights, EMA and AdamW state were saved full and keyed by name: one process continues them
+    train_run(tmp_path / "cut_one", ZERO3 + TWO, resume="auto")
+    assert_close(final_weights(tmp_path / "cut_one"), final_weights(reference))
+    assert_close(ema_weights(tmp_path / "cut_one"), ema_weights(reference))
 
 
 # -- refusals: fast, no processes ----------------------------------------------------------------------
@@ -180,8 +227,6 @@ def test_one_process_trains_unsharded_and_says_so(tmp_path, caplog):
 
 
 def test_deepspeed_refusals_name_what_is_missing():
-    with pytest.raises(ConfigError, match="zero_stage=3.*training.strategy=fsdp"):
-        _strategy(["training.strategy=deepspeed", "training.zero_stage=3"], 2)
     with pytest.raises(ConfigError, match="fp16.*bf16"):
         _strategy(["training.strategy=deepspeed", "training.mixed_precision=fp16"], 2)
     try:
@@ -191,3 +236,5 @@ def test_deepspeed_refusals_name_what_is_missing():
             _strategy(["training.strategy=deepspeed"], 2)
     else:
         assert _strategy(["training.strategy=deepspeed"], 2).name == "deepspeed"
+        zero3 = _strategy(["training.strategy=deepspeed", "training.zero_stage=3"], 2)
+        assert zero3.label == "deepspeed ZeRO-3" and zero3.collective_forward
