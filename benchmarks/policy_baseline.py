@@ -7,7 +7,7 @@ steps to turn the wall-time budget into `training.max_steps` (so both get a full
 same time), trains through the real loop, then runs the same closed-loop episodes.
 
     python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 10 --episodes 20
-    python benchmarks/policy_baseline.py --quick          # CI: collects 6 reach-v3 demos, 20 s each side
+    python benchmarks/policy_baseline.py --quick          # CI: collects 6 reach-v3 demos, 10 s each side
 
 Last line: the headline (mean success of each, Atlas - baseline, ratio of training times).
 """
@@ -55,9 +55,10 @@ def timed_steps(config: Path, overrides: list[str], out: Path, steps: int = 60, 
     return loop_seconds(out, skip_windows=1) / (steps - log_every)
 
 
-def train_for(config: Path, overrides: list[str], out: Path, seconds: float, probe_dir: Path) -> tuple[Path, float]:
+def train_for(config: Path, overrides: list[str], out: Path, seconds: float, probe_dir: Path,
+              probe_steps: int = 60) -> tuple[Path, float]:
     """Train through the real loop with max_steps set to fill `seconds`; returns the run and its loop time."""
-    per_step = timed_steps(config, overrides, probe_dir)
+    per_step = timed_steps(config, overrides, probe_dir, steps=probe_steps)
     max_steps = max(20, int(seconds / per_step))
     from atlas.config import load_config
     from atlas.train import train
@@ -99,7 +100,7 @@ def main() -> int:
 
         data = work / "reach.hdf5"
         collect(["reach-v3"], 6, data, image_size=32, cameras=("corner2",), seed=0, workers=1, progress=False)
-        seconds, episodes = 20.0, 3
+        seconds, episodes = 10.0, 3
     common = [f"data.path={data}", "data.format=robomimic"]
     sides = {"baseline (mlp)": BASELINE, "atlas": []}
     if args.quick:
@@ -107,7 +108,8 @@ def main() -> int:
     results, times = {}, {}
     for name, overrides in sides.items():
         slug = name.split()[0]
-        run, elapsed = train_for(Path(args.config), common + overrides, work / slug, seconds, work / f"{slug}-probe")
+        run, elapsed = train_for(Path(args.config), common + overrides, work / slug, seconds, work / f"{slug}-probe",
+                                 probe_steps=30 if args.quick else 60)
         times[name] = elapsed
         from atlas.sim.collection import read_collection_summary
 

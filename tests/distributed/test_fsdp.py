@@ -57,6 +57,22 @@ def held(stderr: str, what: str, strategy: str) -> dict[int, tuple[int, int]]:
     return {int(r): (int(a), int(b)) for r, a, b in re.findall(pattern, stderr)}
 
 
+def stop_and_resume_matches(reference: Path, overrides: list[str], tmp_path: Path) -> None:
+    """Stop a 2-rank run at step 7 and resume it on 2 ranks (weights and EMA bitwise equal to the
+    uninterrupted `reference`) and on 1 rank (equal to 1e-5): the optimizer state was saved full and
+    keyed by name, whatever the strategy partitioned."""
+    cut = tmp_path / "cut"
+    torchrun(cut, overrides + TWO, env={"ATLAS_STOP_AT_STEP": "7"})
+    assert json.loads((cut / "checkpoints" / "latest" / "trainer_state.json").read_text())["step"] == 7
+    shutil.copytree(cut, tmp_path / "cut_one", symlinks=True)
+    torchrun(cut, overrides + TWO, resume="auto")
+    for mine, theirs in ((final_weights(cut), final_weights(reference)), (ema_weights(cut), ema_weights(reference))):
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
+    train_run(tmp_path / "cut_one", overrides + TWO, resume="auto")  # one process: accumulation doubled
+    assert_close(final_weights(tmp_path / "cut_one"), final_weights(reference))
+    assert_close(ema_weights(tmp_path / "cut_one"), ema_weights(reference))
+
+
 @pytest.fixture(scope="module")
 def one_rank(tmp_path_factory) -> Path:
     """The reference: one process, micro-batch 4, accumulation 4 (the same effective batch as TWO on 2 ranks)."""
@@ -92,17 +108,7 @@ def test_fsdp_resume_on_two_and_on_one_rank_and_load_in_one_process(fsdp_run, tm
     from atlas.sim.checkpoint import load_checkpoint
 
     reference, _ = fsdp_run
-    cut = tmp_path / "cut"
-    torchrun(cut, FSDP + TWO, env={"ATLAS_STOP_AT_STEP": "7"})
-    assert json.loads((cut / "checkpoints" / "latest" / "trainer_state.json").read_text())["step"] == 7
-    shutil.copytree(cut, tmp_path / "cut_one", symlinks=True)
-    torchrun(cut, FSDP + TWO, resume="auto")
-    for mine, theirs in ((final_weights(cut), final_weights(reference)), (ema_weights(cut), ema_weights(reference))):
-        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
-
-    # full optimizer state keyed by name: the same checkpoint continues on one process (accumulation doubled)
-    train_run(tmp_path / "cut_one", FSDP + TWO, resume="auto")
-    assert_close(final_weights(reference), final_weights(tmp_path / "cut_one"))
+    stop_and_resume_matches(reference, FSDP, tmp_path)
 
     loaded = load_checkpoint(reference)  # one process, no process group: plain safetensors
     assert loaded.weights_kind == "ema"
@@ -154,15 +160,7 @@ def test_deepspeed_zero1_two_ranks_equal_one_rank_ddp(one_rank, tmp_path):
 
 @pytest.mark.timeout(240)
 def test_deepspeed_zero2_resumes_on_two_ranks_and_on_one(zero2_run, tmp_path):
-    reference, _ = zero2_run
-    torchrun(tmp_path / "cut", ZERO2 + TWO, env={"ATLAS_STOP_AT_STEP": "7"})
-    shutil.copytree(tmp_path / "cut", tmp_path / "cut_one", symlinks=True)
-    torchrun(tmp_path / "cut", ZERO2 + TWO, resume="auto")
-    mine, theirs = final_weights(tmp_path / "cut"), final_weights(reference)
-    assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
-    # ZeRO's partitions were saved as one full, name-keyed optimizer state: one process continues it
-    train_run(tmp_path / "cut_one", ZERO2 + TWO, resume="auto")
-    assert_close(final_weights(tmp_path / "cut_one"), theirs)
+    stop_and_resume_matches(zero2_run[0], ZERO2, tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -189,18 +187,7 @@ def test_deepspeed_zero3_two_ranks_equal_one_rank_ddp_with_partitioned_weights_a
 
 @pytest.mark.timeout(240)
 def test_deepspeed_zero3_resumes_on_two_ranks_and_on_one(zero3_run, tmp_path):
-    reference, _ = zero3_run
-    cut = tmp_path / "cut"
-    torchrun(cut, ZERO3 + TWO, env={"ATLAS_STOP_AT_STEP": "7"})
-    assert json.loads((cut / "checkpoints" / "latest" / "trainer_state.json").read_text())["step"] == 7
-    shutil.copytree(cut, tmp_path / "cut_one", symlinks=True)
-    torchrun(cut, ZERO3 + TWO, resume="auto")
-    for mine, theirs in ((final_weights(cut), final_weights(reference)), (ema_weights(cut), ema_weights(reference))):
-        assert all(torch.equal(mine[k], theirs[k]) for k in theirs)
-    # partitioned weights, EMA and AdamW state were saved full and keyed by name: one process continues them
-    train_run(tmp_path / "cut_one", ZERO3 + TWO, resume="auto")
-    assert_close(final_weights(tmp_path / "cut_one"), final_weights(reference))
-    assert_close(ema_weights(tmp_path / "cut_one"), ema_weights(reference))
+    stop_and_resume_matches(zero3_run[0], ZERO3, tmp_path)
 
 
 # -- refusals: fast, no processes ----------------------------------------------------------------------
