@@ -166,7 +166,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
 
     def make_optimizer() -> torch.optim.Optimizer:  # over the parameters the strategy leaves (FSDP: DTensors)
         groups, _ = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
-        return build_optimizer(groups, plan.learning_rate, tc.adam_betas, tc.adam_eps)
+        return build_optimizer(groups, plan.learning_rate, tc.adam_betas, tc.adam_eps, strategy.fused_optimizer)
 
     model, optimizer = strategy.setup(policy, make_optimizer)
     log.info(f"strategy: {strategy.label} over {ctx.world_size} process(es)")

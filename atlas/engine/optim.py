@@ -97,8 +97,25 @@ def build_param_groups(
     return ordered, lines
 
 
-def build_optimizer(groups: list[dict], lr: float, betas: tuple[float, float], eps: float) -> torch.optim.AdamW:
+# Devices with a fused (one kernel for every tensor) AdamW in torch >= 2.4.
+FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")
+
+
+def adamw_kernel(params: list[torch.Tensor], fused: bool = True) -> dict:
+    """AdamW's implementation: fused where the device has one, else foreach. torch's default on CPU is a
+    Python loop over tensors, which costs atlas-small 19 ms a step against 2 ms fused (~200 tensors; about
+    20 % of a state-only training step on 2 cores). Sharded strategies ask for foreach (`fused=False`):
+    their parameters are DTensors or ZeRO partitions that the fused kernel is not meant for."""
+    devices = {p.device.type for p in params}
+    if fused and len(devices) == 1 and devices <= set(FUSED_DEVICES) and all(p.dtype.is_floating_point for p in params):
+        return {"fused": True}
+    return {"foreach": True}
+
+
+def build_optimizer(groups: list[dict], lr: float, betas: tuple[float, float], eps: float,
+                    fused: bool = True) -> torch.optim.AdamW:
     optimizer_groups = [{k: v for k, v in g.items() if k != "num_parameters"} for g in groups]
     for g in optimizer_groups:
         g["lr"] = lr * g["lr_multiplier"]
-    return torch.optim.AdamW(optimizer_groups, lr=lr, betas=betas, eps=eps)
+    params = [p for g in optimizer_groups for p in g["params"]]
+    return torch.optim.AdamW(optimizer_groups, lr=lr, betas=betas, eps=eps, **adamw_kernel(params, fused))

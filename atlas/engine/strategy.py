@@ -37,6 +37,8 @@ class Strategy:
     # True when a forward pass is itself a collective (all-gathers weights): then every rank must run the
     # same number of them, and rank 0 may never run one alone.
     collective_forward = False
+    # AdamW's fused kernel (atlas/engine/optim.py `adamw_kernel`); sharded strategies use foreach
+    fused_optimizer = True
 
     def __init__(self, ctx: D.DistContext, mixed_precision: str = "no") -> None:
         self.ctx = ctx
@@ -145,6 +147,7 @@ class FSDPStrategy(Strategy):
 
     name = "fsdp"
     collective_forward = True
+    fused_optimizer = False
 
     @property
     def label(self) -> str:
@@ -197,6 +200,7 @@ class DeepSpeedStrategy(Strategy):
     `scatter` move between partitions and the full tensors that checkpoints hold."""
 
     name = "deepspeed"
+    fused_optimizer = False
 
     def __init__(self, ctx: D.DistContext, mixed_precision: str, zero_stage: int, micro_batch: int,
                  accumulation: int, max_grad_norm: float | None) -> None:

@@ -8,6 +8,7 @@ from dataclasses import replace
 import torch
 
 from atlas.config.schema import AtlasConfig
+from atlas.engine.optim import adamw_kernel
 from atlas.planning.planner import Plan
 from atlas.planning.probe import build_model, dataset_meta, make_batch
 from atlas.planning.timing import scaling_table
@@ -18,7 +19,8 @@ def time_steps(cfg: AtlasConfig, micro_batch: int, steps: int = 3) -> float:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     meta = dataset_meta(cfg)
     model = build_model(cfg, meta, False, False).to(device)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-4, **adamw_kernel(params))  # as the loop builds it
     batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in make_batch(meta, cfg, micro_batch).items()}
     times = []
     for _ in range(steps + 1):

@@ -81,11 +81,15 @@ def one_rank(tmp_path_factory) -> Path:
     return run
 
 
+def two_rank_run(tmp_path_factory, name: str, overrides: list[str]) -> tuple[Path, str]:
+    """One uninterrupted 2-rank run (folder, stderr), shared by the tests of a module fixture."""
+    run = tmp_path_factory.mktemp(name) / "two"
+    return run, torchrun(run, overrides + TWO).stderr
+
+
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory) -> tuple[Path, str]:
-    """One uninterrupted 2-rank FSDP run, shared by the tests that compare with it."""
-    run = tmp_path_factory.mktemp("fsdp") / "two"
-    return run, torchrun(run, FSDP + TWO).stderr
+    return two_rank_run(tmp_path_factory, "fsdp", FSDP)
 
 
 @pytest.mark.timeout(240)
@@ -137,8 +141,7 @@ def test_sharded_sim_evaluation_runs_on_rank_zero_without_a_sharded_forward(stra
 @pytest.fixture(scope="module")
 def zero2_run(tmp_path_factory) -> tuple[Path, str]:
     pytest.importorskip("deepspeed")
-    run = tmp_path_factory.mktemp("zero2") / "two"
-    return run, torchrun(run, ZERO2 + TWO).stderr
+    return two_rank_run(tmp_path_factory, "zero2", ZERO2)
 
 
 @pytest.mark.timeout(240)
@@ -166,8 +169,7 @@ def test_deepspeed_zero2_resumes_on_two_ranks_and_on_one(zero2_run, tmp_path):
 @pytest.fixture(scope="module")
 def zero3_run(tmp_path_factory) -> tuple[Path, str]:
     pytest.importorskip("deepspeed")
-    run = tmp_path_factory.mktemp("zero3") / "two"
-    return run, torchrun(run, ZERO3 + TWO).stderr
+    return two_rank_run(tmp_path_factory, "zero3", ZERO3)
 
 
 @pytest.mark.timeout(240)
