@@ -1,12 +1,15 @@
 """Atlas policy vs a plain MLP baseline: same demos, same training wall time, same evaluation seeds.
 
 The baseline is what a user writes by hand in an afternoon: a 3x512 MLP on the state plus a per-task
-vector, chunk 8, L1 loss (Atlas's `mlp` preset). The Atlas side is the quickstart config
-(atlas/configs/train_config.yaml: camera + state + language, flow head). Each side first times a few
-steps to turn the wall-time budget into `training.max_steps` (so both get a full LR schedule in the
-same time), trains through the real loop, then runs the same closed-loop episodes.
+vector, chunk 8, L1 loss (Atlas's `mlp` preset). The headline Atlas side is the quickstart config
+(atlas/configs/train_config.yaml: MiniLM language, fusion transformer, flow head) on the baseline's own
+inputs, state + instruction, so the comparison is between the two policies, not between input sets;
+`--camera` adds the quickstart config as shipped (one 64 px camera too), which on Meta-World pays for
+images it does not need. Each side first times a few steps, then a probe of ~1/40 of the budget, to
+turn the wall-time budget into `training.max_steps` (so each gets a full LR schedule in the same time),
+trains through the real loop, then runs the same closed-loop episodes.
 
-    python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 10 --episodes 20
+    python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --episodes 20 [--camera]
     python benchmarks/policy_baseline.py --quick          # CI: collects 6 reach-v3 demos, 10 s each side
 
 Last line: the headline (mean success of each, Atlas - baseline, ratio of training times).
