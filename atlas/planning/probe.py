@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -123,21 +124,25 @@ def option_key(checkpointing: bool, efficient_attention: bool) -> str:
 
 
 def dataset_meta(cfg: AtlasConfig) -> DatasetMeta:
-    """Shapes of the data without loading it: read the first episode's header, else the config's sizes."""
+    """Shapes of the data without loading it: read the first episode's header, else the config's sizes
+    (with a warning naming the file: a plan made away from the data, e.g. on a laptop for a cluster)."""
     data = cfg.data
     if data.format != "synthetic" and data.path:
-        with contextlib.suppress(Exception):
+        try:
             import numpy as np
 
-            from atlas.data.registry import FORMATS
+            from atlas.data.registry import open_source
 
-            source = FORMATS[data.format](data, cfg.training.seed)
+            source = open_source(data, cfg.training.seed)
             state = source.read(0, "state", np.arange(1))
             action = source.read(0, "action", np.arange(1))
             size = None
             if source.cameras:
                 size = tuple(source.read(0, f"image/{source.cameras[0]}", np.arange(1)).shape[1:3])
             return DatasetMeta(int(state.shape[-1]), int(action.shape[-1]), list(source.cameras), size, ["task0"])
+        except Exception as err:  # noqa: BLE001 - any reader failure means "plan from the config's sizes"
+            warnings.warn(f"plan: could not read the shapes of data.path={data.path} ({err}); using the config's "
+                          f"data.state_dim/action_dim/image_size instead", stacklevel=2)
     cameras = [f"cam{i}" for i in range(data.num_cameras)] if data.image_size else []
     size = (data.image_size, data.image_size) if data.image_size else None
     tasks = [f"task{i}" for i in range(data.num_tasks)]

@@ -89,3 +89,9 @@ def test_policy_baseline_quick() -> None:
     found = figures(lines[-1], rf"policy_baseline: atlas {NUMBER} vs baseline {NUMBER} .* atlas/baseline {NUMBER}")
     (ours, base, ratio), = found
     assert 0 <= float(ours) <= 1 and 0 <= float(base) <= 1 and 0.1 < float(ratio) < 10
+
+
+def test_optimizer_kernel_quick() -> None:
+    lines = run_quick("optimizer_kernel.py", timeout=120)
+    (step, optimizer), = figures(lines[-1], rf"step default/fused {NUMBER}, optimizer default/fused {NUMBER}")
+    assert float(step) > 0 and float(optimizer) > 0

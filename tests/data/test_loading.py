@@ -3,6 +3,7 @@ preloading equal to lazy reads, and the epoch figures in the log."""
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -121,3 +122,25 @@ def test_numpy_collate_equals_default_collate(tmp_path):
     samples = [train[i] for i in (0, 5, 17)]
     _assert_same([collate_samples(samples)], [default_collate(samples)])
     assert collate_samples(samples)["action_mask"].dtype == torch.bool
+
+
+def test_the_planner_reads_shapes_from_the_file_and_warns_when_it_cannot(tmp_path):
+    """`atlas plan` sizes the model from the data's own header (state, action, cameras, image size), not
+    the config's defaults; an unreadable path falls back to the config with a warning naming it."""
+    from atlas.config import load_config
+    from atlas.planning.probe import dataset_meta
+
+    path = write_robomimic(tmp_path / "mw.hdf5", image_size=24)
+    with h5py.File(path) as f:
+        demo = f["data"][sorted(f["data"])[0]]
+        state_dim = sum(demo["obs"][k].shape[-1] for k in demo["obs"] if not k.endswith("_image"))
+        action_dim = demo["actions"].shape[-1]
+    cfg = load_config(None, ["data.format=robomimic", f"data.path={path}"])
+    meta = dataset_meta(cfg)
+    assert (meta.state_dim, meta.action_dim, meta.image_size) == (state_dim, action_dim, (24, 24))
+    assert meta.cameras and meta.state_dim != cfg.data.state_dim
+
+    missing = load_config(None, ["data.format=robomimic", f"data.path={tmp_path / 'absent.hdf5'}"])
+    with pytest.warns(UserWarning, match="absent.hdf5"):
+        fallback = dataset_meta(missing)
+    assert fallback.state_dim == missing.data.state_dim

@@ -74,3 +74,35 @@ def test_lang_encoder_alias_maps_to_language():
     groups, lines = build_param_groups(Toy(), {"lang_encoder": 0.1}, 0.0)
     assert any("'lang_encoder' is read as 'language'" in line for line in lines)
     assert {g["name"]: g["lr_multiplier"] for g in groups}["language"] == 0.1
+
+
+def test_optimizer_is_fused_on_cpu_and_steps_like_the_per_tensor_loop():
+    """The loop's AdamW is fused (foreach for sharded strategies) and takes the same steps as torch's
+    per-tensor default given the same groups: multipliers and decoupled weight decay, to float rounding."""
+    from atlas.engine.optim import build_optimizer
+
+    policy, twin = _fresh_policy([]), _fresh_policy([])
+    assert all(torch.equal(a, b) for a, b in zip(policy.parameters(), twin.parameters()))
+    groups, _ = build_param_groups(policy, {"action_head": 0.5}, 0.1)
+    fused = build_optimizer(groups, 1e-2, (0.9, 0.999), 1e-8)
+    assert fused.defaults["fused"] is True
+    reference_groups = []
+    for group in build_param_groups(twin, {"action_head": 0.5}, 0.1)[0]:
+        reference_groups.append({"params": group["params"], "lr": 1e-2 * group["lr_multiplier"],
+                                 "weight_decay": group["weight_decay"]})
+    reference = torch.optim.AdamW(reference_groups, lr=1e-2, foreach=False)  # torch's per-tensor loop
+    assert {g["lr"] for g in fused.param_groups} == {1e-2, 5e-3}
+    foreach = build_optimizer(build_param_groups(twin, {}, 0.1)[0], 1e-2, (0.9, 0.999), 1e-8, fused=False)
+    assert foreach.defaults["foreach"] is True and not foreach.defaults["fused"]
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        grads = [torch.randn(p.shape, generator=generator) for p in policy.parameters()]
+        for model in (policy, twin):
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g.clone() if p.requires_grad else None
+        fused.step()
+        reference.step()
+    assert max((a - b).abs().max().item() for a, b in zip(policy.parameters(), twin.parameters())) < 1e-6
+    start = _fresh_policy([])
+    assert any(not torch.equal(a, b) for a, b in zip(start.parameters(), policy.parameters()))  # it did step
