@@ -62,7 +62,7 @@ def timed_steps(config: Path, overrides: list[str], out: Path, steps: int = 60, 
 def train_for(config: Path, overrides: list[str], out: Path, seconds: float, probe_dir: Path,
               probe_steps: int = 60) -> tuple[Path, float]:
     """Train through the real loop with max_steps set to fill `seconds`; returns the run and its loop time.
-    A short probe gives a first step time, then a probe lasting ~1/40 of the budget the one used: a 60-step
+    A short probe gives a first step time; a second probe lasting ~1/40 of the budget gives the one used: a 60-step
     probe of a 35 ms step under-estimated it by 20 % (the MLP then trained 1.23x its budget)."""
     per_step = timed_steps(config, overrides, probe_dir, steps=probe_steps)
     long_probe = int(seconds / 40 / per_step) // 10 * 10
