@@ -10,6 +10,10 @@ turn the wall-time budget into `training.max_steps` (so each gets a full LR sche
 trains through the real loop, then runs the same closed-loop episodes.
 
     python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --episodes 20 [--camera]
+    python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --equal-samples
+
+`--equal-samples` asks the other question: Atlas trains for the budget, then the baseline trains on exactly as
+many samples (per-sample efficiency; the time ratio then says what Atlas's extra compute costs).
     python benchmarks/policy_baseline.py --quick          # CI: collects 6 reach-v3 demos, 10 s each side
 
 Last line: the headline (mean success of each, Atlas - baseline, ratio of training times).
@@ -26,8 +30,9 @@ from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 REPO = Path(__file__).resolve().parent.parent
+BASELINE_BATCH = 256
 BASELINE = ["model.preset=mlp", "model.hidden_dim=512", "model.num_layers=3", "model.action_horizon=8",
-            "data.image_keys=[]", "data.batch_size=256", "training.learning_rate=1e-3", "training.weight_decay=0.0"]
+            "data.image_keys=[]", f"data.batch_size={BASELINE_BATCH}", "training.learning_rate=1e-3", "training.weight_decay=0.0"]
 NO_CAMERA = ["data.image_keys=[]"]
 
 
@@ -68,7 +73,11 @@ def train_for(config: Path, overrides: list[str], out: Path, seconds: float, pro
     long_probe = int(seconds / 40 / per_step) // 10 * 10
     if long_probe > 2 * probe_steps:
         per_step = timed_steps(config, overrides, probe_dir.with_name(probe_dir.name + "-long"), steps=long_probe)
-    max_steps = max(20, int(seconds / per_step))
+    return train_steps(config, overrides, out, max(20, int(seconds / per_step)))
+
+
+def train_steps(config: Path, overrides: list[str], out: Path, max_steps: int) -> tuple[Path, float]:
+    """Train through the real loop for `max_steps` (a full warmup + cosine schedule); returns the run and its loop time."""
     from atlas.config import load_config
     from atlas.train import train
 
@@ -78,6 +87,14 @@ def train_for(config: Path, overrides: list[str], out: Path, seconds: float, pro
                                            "eval.every_n_steps=0"])
     train(cfg, out)
     return out, loop_seconds(out)
+
+
+def samples_trained(run: Path) -> int:
+    """Samples a finished run trained on: its steps times its effective batch (from the run folder)."""
+    from atlas.config import load_config
+
+    plan = json.loads((run / "plan.json").read_text())
+    return load_config(run / "config.yaml").training.max_steps * plan["effective_batch_size"]
 
 
 def evaluate(run: Path, tasks: list[str], episodes: int, workers: int) -> dict:
@@ -96,6 +113,9 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per task")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--camera", action="store_true", help="also train the quickstart config with its camera")
+    parser.add_argument("--equal-samples", action="store_true",
+                        help="the baseline trains on as many samples as the headline Atlas side did in its budget "
+                             "(per-sample efficiency) instead of for the same time")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
 
@@ -119,11 +139,18 @@ def main() -> int:
         sides["atlas+camera"] = []
     if args.quick:
         sides = {"baseline (mlp)": BASELINE, "atlas": NO_CAMERA + ["model.preset=atlas-tiny", "data.batch_size=32"]}
+    if args.equal_samples:  # Atlas first: its budget sets the baseline's sample count
+        sides = {name: sides[name] for name in [*list(sides)[1:], "baseline (mlp)"]}
     results, times = {}, {}
     for name, overrides in sides.items():
         slug = name.split()[0]
-        run, elapsed = train_for(Path(args.config), common + overrides, work / slug, seconds, work / f"{slug}-probe",
-                                 probe_steps=30 if args.quick else 60)
+        if args.equal_samples and name == "baseline (mlp)":
+            samples = samples_trained(work / "atlas")
+            run, elapsed = train_steps(Path(args.config), common + overrides, work / slug, max(20, samples // BASELINE_BATCH))
+            print(f"\nbaseline trained on {samples:,} samples, as many as atlas")
+        else:
+            run, elapsed = train_for(Path(args.config), common + overrides, work / slug, seconds, work / f"{slug}-probe",
+                                     probe_steps=30 if args.quick else 60)
         times[name] = elapsed
         from atlas.sim.collection import read_collection_summary
 

@@ -95,3 +95,10 @@ def test_optimizer_kernel_quick() -> None:
     lines = run_quick("optimizer_kernel.py", timeout=120)
     (step, optimizer), = figures(lines[-1], rf"step default/fused {NUMBER}, optimizer default/fused {NUMBER}")
     assert float(step) > 0 and float(optimizer) > 0
+
+
+def test_denoiser_quick() -> None:
+    lines = run_quick("denoiser.py", timeout=120)
+    (train, sample), = figures(lines[-1], rf"train step transformer/mlp\(4 draws\) {NUMBER}, sampling transformer/mlp {NUMBER}")
+    assert float(train) > 0 and float(sample) > 0
+    assert sum("samples/s" in line for line in lines) == 3  # one row per variant

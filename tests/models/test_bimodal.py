@@ -53,8 +53,13 @@ def mode_fractions(samples: torch.Tensor) -> tuple[float, float, float]:
 
 @pytest.mark.parametrize(
     "head",
-    [{"name": "flow", "num_inference_steps": 10}, {"name": "diffusion", "num_train_timesteps": 100, "num_inference_steps": 10}],
-    ids=["flow", "diffusion"],
+    [
+        {"name": "flow", "num_inference_steps": 10},
+        {"name": "diffusion", "num_train_timesteps": 100, "num_inference_steps": 10},
+        {"name": "flow", "num_inference_steps": 10, "denoiser": "mlp", "noise_samples": 4},
+        {"name": "diffusion", "num_train_timesteps": 100, "num_inference_steps": 10, "denoiser": "mlp"},
+    ],
+    ids=["flow", "diffusion", "flow-mlp-denoiser", "diffusion-mlp-denoiser"],
 )
 def test_generative_heads_sample_both_modes(head):
     upper, lower, between = mode_fractions(train_toy(head))

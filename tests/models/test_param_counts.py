@@ -51,7 +51,10 @@ def minilm() -> int:
     return (30522 + 512 + 2) * d + 2 * d + 6 * layer + linear(d, d)
 
 
-def head(name: str, a: int, h: int, d: int) -> int:
+def head(name: str, a: int, h: int, d: int, denoiser: str = "transformer", mlp_width: int = 256, mlp_depth: int = 3) -> int:
+    if denoiser == "mlp":  # readout query + norm, MLP from (summary, chunk, 64 time features), residual blocks
+        w = mlp_width
+        return d + 2 * d + linear(d + h * a + 64, w) + mlp_depth * (2 * w + linear(w, w)) + 2 * w + linear(w, h * a)
     n = linear(a, d) + h * d + 2 * d + linear(d, a)
     return n if name == "l1" else n + linear(TIME_FEATURES, d) + linear(d, d)
 
@@ -62,7 +65,8 @@ def expected(cfg: ModelConfig, state_dim: int, action_dim: int, cams: int, tasks
     parts = {
         "state_proj": adaptor(2 * u if u else state_dim, d, layers),
         "fusion": f.depth * block(d, f.num_heads, int(d * f.mlp_ratio), f.qk_norm, f.cross_attention) + 2 * d,
-        "action_head": head(cfg.head.name, u or action_dim, cfg.action_horizon, d),
+        "action_head": head(cfg.head.name, u or action_dim, cfg.action_horizon, d, cfg.head.denoiser, cfg.head.mlp_width,
+                            cfg.head.mlp_depth),
     }
     lang = {"minilm": minilm(), "task_embedding": (tasks + 1) * cfg.language.dim}[cfg.language.name]
     lang_dim = 384 if cfg.language.name == "minilm" else cfg.language.dim
@@ -94,6 +98,14 @@ def test_counts_match_formula(preset):
         assert 1_000_000 < total["trainable"] < 10_000_000 and counts["language"]["trainable"] == 0
     if preset == "atlas-vggt":
         assert counts["vision"]["trainable"] == 0 and 0.85e9 < counts["vision"]["frozen"] < 0.95e9  # VGGT aggregator
+
+
+def test_mlp_denoiser_counts_match_formula():
+    m = meta(state_dim=39, action_dim=4, cameras=1, image=64, tasks=10)
+    model = {"preset": "atlas-small", "head": {"name": "flow", "denoiser": "mlp", "mlp_width": 96, "mlp_depth": 2}}
+    counts = count_parameters(ModelConfig(**model), m)
+    got = {part: c["trainable"] + c["frozen"] for part, c in counts.items() if part != "total"}
+    assert got == expected(ModelConfig(**model), 39, 4, 1, 10)
 
 
 def test_rdt_1b_within_5_percent_of_rdt():

@@ -11,22 +11,45 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from atlas.models.heads.readout import Predictor, ReadoutDenoiser
 from atlas.models.layers import sinusoidal
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 TIME_FEATURES = 256
+DENOISERS = ("transformer", "mlp")
 
 
 class ActionHead(nn.Module):
-    """Noisy actions [B, H, A] + a time token → fusion → per-step outputs [B, H, A]."""
+    """Noisy actions [B, H, A] + a time token → fusion → per-step outputs [B, H, A] (the `transformer`
+    denoiser), or the fusion once into a readout and a small MLP per denoising step (`mlp`, readout.py)."""
 
     uses_time = True
     uses_noisy_actions = True  # False for heads that regress from queries alone (no unused input layer)
 
-    def __init__(self, action_dim: int, horizon: int, width: int) -> None:
+    def __init__(
+        self,
+        action_dim: int,
+        horizon: int,
+        width: int,
+        denoiser: str = "transformer",
+        mlp_width: int = 256,
+        mlp_depth: int = 3,
+        noise_samples: int = 1,
+    ) -> None:
         super().__init__()
+        if denoiser not in DENOISERS:
+            raise ValueError(f"model.head.denoiser: {denoiser!r} is not one of {', '.join(DENOISERS)}")
+        if noise_samples > 1 and denoiser != "mlp":
+            raise ValueError(
+                f"model.head.noise_samples={noise_samples} needs model.head.denoiser=mlp: with the transformer "
+                "denoiser each draw costs a whole transformer pass, the same as a larger batch"
+            )
         self.action_dim = action_dim
         self.horizon = horizon
+        self.noise_samples = noise_samples
+        self.readout = ReadoutDenoiser(action_dim, horizon, width, mlp_width, mlp_depth) if denoiser == "mlp" else None
+        if self.readout is not None:  # the transformer only sees the readout query: no token layers to leave unused
+            return
         if self.uses_noisy_actions:  # an unused layer would break DDP (find_unused_parameters=False)
             self.action_in = nn.Linear(action_dim, width)
         self.pos_embed = nn.Parameter(torch.randn(1, horizon, width) * 0.02)
@@ -42,6 +65,23 @@ class ActionHead(nn.Module):
 
     def decode(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.out(self.out_norm(hidden[:, -self.horizon :]))
+
+    def predictor(self, run: Runner, batch_size: int, repeats: int = 1) -> Predictor:
+        """(x [repeats*B, H, A], t [repeats*B] in model units) → the network's prediction [repeats*B, H, A]."""
+        if self.readout is not None:
+            return self.readout.bind(run, batch_size, repeats)
+        if repeats != 1:
+            raise ValueError("several noise draws per observation need the mlp denoiser")
+        return lambda x, t: self.decode(run(self.tokens(x, t)))
+
+    def per_draw(self, actions: torch.Tensor) -> torch.Tensor:
+        """[B, H, A] targets → [noise_samples*B, H, A], in the row order `predictor(..., repeats)` expects."""
+        return actions.repeat(self.noise_samples, 1, 1) if self.noise_samples > 1 else actions
+
+    def per_observation(self, per_element: torch.Tensor) -> torch.Tensor:
+        """[noise_samples*B, H, A] losses → [B, H, A]: the mean over each observation's draws."""
+        k = self.noise_samples
+        return per_element if k == 1 else per_element.view(k, -1, *per_element.shape[1:]).mean(0)
 
     def loss(self, actions: torch.Tensor, run: Runner) -> torch.Tensor:
         """Per-element loss [B, H, A] for normalized target actions (the policy applies the pad mask)."""

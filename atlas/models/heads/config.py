@@ -22,3 +22,15 @@ class HeadConfig(Section):
     clip_sample: float | None = Field(
         None, gt=0, description="diffusion: clamp predicted clean actions to [-c, c] while sampling (None: no clamp)."
     )
+    denoiser: Literal["transformer", "mlp"] = Field(
+        "transformer",
+        description="flow/diffusion: transformer: noisy action tokens go through the fusion transformer at every "
+        "denoising step (pi0, RDT); mlp: the transformer runs once per observation into a readout token and a small "
+        "residual MLP denoises from it (Octo): about 2x the samples/s of atlas-small on state + language (benchmarks/RESULTS.md).",
+    )
+    mlp_width: int = Field(256, gt=0, description="denoiser=mlp: hidden width of the denoising MLP.")
+    mlp_depth: int = Field(3, ge=1, description="denoiser=mlp: residual blocks of the denoising MLP.")
+    noise_samples: int = Field(
+        1, ge=1, description="(noise, time) draws per observation per step; > 1 only with denoiser=mlp, where a draw "
+        "costs the MLP alone.",
+    )

@@ -33,8 +33,9 @@ class DiffusionHead(ActionHead):
         beta_schedule: str = "squaredcos_cap_v2",
         prediction: str = "epsilon",
         clip_sample: float | None = None,
+        **denoiser,
     ) -> None:
-        super().__init__(action_dim, horizon, width)
+        super().__init__(action_dim, horizon, width, **denoiser)
         self.num_train_timesteps = num_train_timesteps
         self.num_inference_steps = min(num_inference_steps, num_train_timesteps)
         self.prediction = prediction
@@ -42,26 +43,26 @@ class DiffusionHead(ActionHead):
         alphas_cumprod = torch.cumprod(1 - make_betas(beta_schedule, num_train_timesteps), dim=0).float()
         self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
 
-    def _predict(self, run: Runner, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.decode(run(self.tokens(x, t.float())))
-
     def loss(self, actions: torch.Tensor, run: Runner) -> torch.Tensor:
+        predict = self.predictor(run, actions.shape[0], self.noise_samples)
+        actions = self.per_draw(actions)
         b = actions.shape[0]
         noise = torch.randn_like(actions)
         t = torch.randint(0, self.num_train_timesteps, (b,), device=actions.device)
         ac = self.alphas_cumprod[t].to(actions.dtype).view(b, 1, 1)
         noisy = ac.sqrt() * actions + (1 - ac).sqrt() * noise
         target = noise if self.prediction == "epsilon" else actions
-        return (self._predict(run, noisy, t) - target).pow(2)
+        return self.per_observation((predict(noisy, t.float()) - target).pow(2))
 
     def sample(self, run: Runner, batch_size: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+        predict = self.predictor(run, batch_size)
         x = self.noise(batch_size, device, generator)
         stride = self.num_train_timesteps // self.num_inference_steps
         steps = list(range((self.num_inference_steps - 1) * stride, -1, -stride))  # diffusers' "leading" spacing
         for i, t in enumerate(steps):
             ac = self.alphas_cumprod[t]
             ac_prev = self.alphas_cumprod[steps[i + 1]] if i + 1 < len(steps) else torch.ones_like(ac)
-            pred = self._predict(run, x, torch.full((batch_size,), t, device=device))
+            pred = predict(x, torch.full((batch_size,), t, device=device, dtype=torch.float32))
             if self.prediction == "epsilon":
                 x0 = (x - (1 - ac).sqrt() * pred) / ac.sqrt()
             else:

@@ -15,11 +15,17 @@ HEADS: dict[str, Builder] = {}
 register_head = registrar(HEADS)
 
 
+def denoiser_options(cfg: HeadConfig) -> dict:
+    """The generative heads' shared choice of denoiser (base.ActionHead)."""
+    return {"denoiser": cfg.denoiser, "mlp_width": cfg.mlp_width, "mlp_depth": cfg.mlp_depth,
+            "noise_samples": cfg.noise_samples}
+
+
 @register_head("flow")
 def _flow(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
     from atlas.models.heads.flow import FlowHead
 
-    return FlowHead(action_dim, horizon, width, cfg.num_inference_steps)
+    return FlowHead(action_dim, horizon, width, cfg.num_inference_steps, **denoiser_options(cfg))
 
 
 @register_head("diffusion")
@@ -28,7 +34,7 @@ def _diffusion(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> Ac
 
     return DiffusionHead(
         action_dim, horizon, width, cfg.num_train_timesteps, cfg.num_inference_steps,
-        cfg.beta_schedule, cfg.prediction, cfg.clip_sample,
+        cfg.beta_schedule, cfg.prediction, cfg.clip_sample, **denoiser_options(cfg),
     )
 
 
@@ -36,6 +42,9 @@ def _diffusion(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> Ac
 def _l1(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
     from atlas.models.heads.l1 import L1Head
 
+    if cfg.denoiser != "transformer" or cfg.noise_samples != 1:
+        raise ValueError("model.head.name=l1 regresses in one transformer pass: model.head.denoiser and noise_samples "
+                         "apply to the flow and diffusion heads only")
     return L1Head(action_dim, horizon, width)
 
 
