@@ -11,6 +11,7 @@ trains through the real loop, then runs the same closed-loop episodes.
 
     python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --episodes 20 [--camera]
     python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --equal-samples
+    python benchmarks/policy_baseline.py --minutes 15 --atlas-overrides model.head.denoiser=mlp data.batch_size=256
 
 `--equal-samples` asks the other question: Atlas trains for the budget, then the baseline trains on exactly as
 many samples (per-sample efficiency; the time ratio then says what Atlas's extra compute costs).
@@ -116,6 +117,8 @@ def main() -> int:
     parser.add_argument("--equal-samples", action="store_true",
                         help="the baseline trains on as many samples as the headline Atlas side did in its budget "
                              "(per-sample efficiency) instead of for the same time")
+    parser.add_argument("--atlas-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="config overrides for the Atlas side, e.g. model.head.denoiser=mlp data.batch_size=256")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
 
@@ -134,7 +137,9 @@ def main() -> int:
     common = [f"data.path={data}", "data.format=robomimic"]
     # "atlas": the Atlas policy (MiniLM language, fusion transformer, flow head) on the baseline's inputs
     # (state + instruction); "atlas+camera": the quickstart config as shipped, which also pays for a camera
-    sides = {"baseline (mlp)": BASELINE, "atlas": NO_CAMERA}
+    sides = {"baseline (mlp)": BASELINE, "atlas": NO_CAMERA + args.atlas_overrides}
+    if args.atlas_overrides:
+        print(f"atlas side: quickstart config, no camera, {' '.join(args.atlas_overrides)}")
     if args.camera:
         sides["atlas+camera"] = []
     if args.quick:
