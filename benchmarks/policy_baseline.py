@@ -12,10 +12,10 @@ trains through the real loop, then runs the same closed-loop episodes.
     python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --episodes 20 [--camera]
     python benchmarks/policy_baseline.py --data data/mt10.hdf5 --minutes 15 --equal-samples
     python benchmarks/policy_baseline.py --minutes 15 --atlas-overrides model.head.denoiser=mlp data.batch_size=256
+    python benchmarks/policy_baseline.py --quick          # CI: collects 6 reach-v3 demos, 10 s each side
 
 `--equal-samples` asks the other question: Atlas trains for the budget, then the baseline trains on exactly as
 many samples (per-sample efficiency; the time ratio then says what Atlas's extra compute costs).
-    python benchmarks/policy_baseline.py --quick          # CI: collects 6 reach-v3 demos, 10 s each side
 
 Last line: the headline (mean success of each, Atlas - baseline, ratio of training times).
 """
