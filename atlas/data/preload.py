@@ -43,8 +43,12 @@ def estimate_bytes(source: EpisodeSource, episode_ids: list[int], compressed: bo
 class PreloadedSource(ArraySource):
     """In-memory episodes; images either decoded arrays or lists of JPEG bytes."""
 
-    def __init__(self, episodes, infos, cameras, names: list[str], jpeg: list[dict[str, list[bytes]]] | None):
-        super().__init__(episodes, infos, cameras)
+    def __init__(self, flat: dict[str, np.ndarray], lengths: list[int], infos, cameras, names: list[str],
+                 jpeg: list[dict[str, list[bytes]]] | None):
+        """`flat`: each key's rows of every episode end to end (filled in place by `preload`, no second copy)."""
+        self.infos = infos
+        self.cameras = cameras
+        self._lay_out(flat, lengths)
         self.names = names
         self.jpeg = jpeg
 
@@ -56,6 +60,11 @@ class PreloadedSource(ArraySource):
             frames = self.jpeg[episode][key[6:]]
             return np.stack([decode_jpeg(frames[int(r)]) for r in rows])
         return super().read(episode, key, rows)
+
+    def read_batch(self, episodes: np.ndarray, key: str, rows: np.ndarray) -> np.ndarray:
+        if self.jpeg is not None and key.startswith("image/"):
+            return np.stack([self.read(int(e), key, r) for e, r in zip(episodes, rows)])
+        return super().read_batch(episodes, key, rows)
 
 
 def _episode_jpegs(source: EpisodeSource, episode: int, camera: str) -> list[bytes]:
@@ -87,17 +96,21 @@ def preload(source: EpisodeSource, episode_ids: list[int], loading: DataLoadingC
             "or raise data_loading.preload_max_gb"
         )
     wanted = set(episode_ids)
-    episodes, jpeg, infos, names = [], [] if loading.use_compression else None, [], []
+    lengths = [source.length(e) if e in wanted else 0 for e in range(source.num_episodes())]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    keys = ["state", "action"] + ([] if loading.use_compression else [f"image/{cam}" for cam in source.cameras])
+    flat: dict[str, np.ndarray] = {}
+    jpeg, infos, names = [] if loading.use_compression else None, [], []
     for e in range(source.num_episodes()):
         infos.append(source.info(e))
         names.append(getattr(source, "episode_name", lambda i: f"episode_{i}")(e))
-        rows = np.arange(source.length(e)) if e in wanted else np.arange(0)
-        episode = {"state": source.read(e, "state", rows), "action": source.read(e, "action", rows)}
+        for key in keys:  # written in place: no second copy to concatenate
+            values = source.read(e, key, np.arange(lengths[e]))
+            if key not in flat:
+                flat[key] = np.empty((int(offsets[-1]), *values.shape[1:]), dtype=values.dtype)
+            flat[key][offsets[e]:offsets[e + 1]] = values
         if jpeg is not None:
             jpeg.append({cam: _episode_jpegs(source, e, cam) if e in wanted else [] for cam in source.cameras})
-        else:
-            episode.update({f"image/{cam}": source.read(e, f"image/{cam}", rows) for cam in source.cameras})
-        episodes.append(episode)
-    preloaded = PreloadedSource(episodes, infos, list(source.cameras), names, jpeg)
+    preloaded = PreloadedSource(flat, lengths, infos, list(source.cameras), names, jpeg)
     mode = "JPEG in memory" if jpeg is not None else "decoded"
     return preloaded, f"data: preloaded {len(wanted)} episodes ({mode}), about {need / 1e9:.2f} GB per process (pid {os.getpid()})"

@@ -10,6 +10,7 @@ import torch
 from data_h5files import write_aloha, write_robomimic
 from torch.utils.data import DataLoader
 
+from atlas.data.collate import collate_samples
 from atlas.data.config import DataConfig, DataLoadingConfig
 from atlas.data.episodes import StepDataset
 from atlas.data.registry import build_data
@@ -91,6 +92,41 @@ def test_aloha_jpeg_workers_and_preload_match_lazy(tmp_path):
     _assert_same(reference, _batches(jpeg, 0, steps=3))  # stored JPEG bytes are kept as they are
 
 
+@pytest.mark.parametrize("loading", [{}, {"preload_data": True}, {"preload_data": True, "use_compression": True}])
+def test_a_batch_read_at_once_holds_each_samples_own_window(tmp_path, loading):
+    """`__getitems__` (what the DataLoader calls with a micro-batch) gathers the batch in one go; every sample
+    must still be its own window, checked against the file read with h5py: history clipped at the episode
+    start, actions past the end repeat the last one and are masked, duplicates and episode edges included."""
+    path = write_robomimic(tmp_path / "mw.hdf5", tasks={"reach-v3": (0.0, 2), "push-v3": (2.0, 2)}, lengths=(6, 3, 9))
+    cfg = DataConfig(format="robomimic", path=str(path), val_ratio=0, obs_horizon=2)
+    train = build_data(cfg, DataLoadingConfig(**loading), 5, seed=0).train
+    edges = [int(s) for s, n in train.episode_ranges for s in (s, s + n - 1)]
+    indices = edges + [3, 3, 0] + list(np.random.default_rng(0).permutation(len(train))[:7])
+    batch = train.__getitems__(indices)
+    with h5py.File(path, "r") as f:
+        for index, sample in zip(indices, batch):
+            slot, t = train.locate(index)
+            demo = f["data"][train.source.episode_name(train.episode_ids[slot]).split("/")[-1]]
+            n = len(demo["actions"])
+            history = [max(t - 1, 0), t]
+            future = [min(t + k, n - 1) for k in range(5)]
+            np.testing.assert_array_equal(sample["state"], demo["obs/state"][()][history])
+            np.testing.assert_array_equal(sample["action"], demo["actions"][()][future])
+            assert sample["action_mask"].tolist() == [t + k < n for k in range(5)]
+            frames = demo["obs/corner2_image"][()][history].transpose(0, 3, 1, 2)[:, None]
+            if loading.get("use_compression"):  # JPEG in memory: lossy, close to the stored frames
+                assert np.abs(sample["images"].astype(int) - frames).mean() < 8
+            else:
+                np.testing.assert_array_equal(sample["images"], frames)
+            assert sample["instruction"] == demo.attrs["language_instruction"]
+            assert train.task_names[sample["task_index"]] == demo.attrs["task"]
+            assert (sample["episode_index"], sample["frame_index"]) == (train.episode_ids[slot], t)
+    single = [train[i] for i in indices]  # one at a time: the same values
+    _assert_same([collate_samples(batch)], [collate_samples(single)])
+    with pytest.raises(IndexError, match=f"sample {len(train)} out of range"):
+        train.__getitems__([0, len(train)])
+
+
 def test_log_lines_give_samples_and_steps_per_epoch(tmp_path):
     bundle = _bundle(tmp_path)
     text = "\n".join(bundle.log_lines)
@@ -115,8 +151,6 @@ def test_validation_split_is_by_episode_and_stable(tmp_path):
 
 def test_numpy_collate_equals_default_collate(tmp_path):
     from torch.utils.data import default_collate
-
-    from atlas.data.collate import collate_samples
 
     train = _bundle(tmp_path).train
     samples = [train[i] for i in (0, 5, 17)]
