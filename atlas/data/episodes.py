@@ -170,9 +170,11 @@ class StepDataset(Dataset):
         action = self._gather(episodes, "action", np.minimum(future, last)).astype(np.float32, copy=False)
         masks = future <= last
         images = None
-        if self.source.cameras:
-            frames = [self._gather(episodes, f"image/{cam}", history) for cam in self.source.cameras]
-            images = np.ascontiguousarray(np.stack(frames, axis=2).transpose(0, 1, 2, 5, 3, 4))
+        for n, cam in enumerate(self.source.cameras):  # written into one [B, T, N, 3, H, W] array: no temporaries
+            frames = self._gather(episodes, f"image/{cam}", history)
+            if images is None:
+                images = np.empty((*frames.shape[:2], len(self.source.cameras), 3, *frames.shape[2:4]), frames.dtype)
+            images[:, :, n] = frames.transpose(0, 1, 4, 2, 3)
         samples = []
         for i, episode in enumerate(episodes.tolist()):
             instruction, task_index = self._episode_labels(episode)
@@ -184,21 +186,13 @@ class StepDataset(Dataset):
         return samples
 
     def _gather(self, episodes: np.ndarray, key: str, rows: np.ndarray) -> np.ndarray:
-        """`source.read(episodes[i], key, rows[i])` stacked over i: one index where the source holds episodes
-        in memory (`read_batch`), else one read per distinct episode of the batch (each row once)."""
+        """`source.read(episodes[i], key, rows[i])` stacked over i: one index where the source holds its
+        episodes in memory (`read_batch`), else one read per sample (a window is one contiguous slice of a
+        file; grouping a batch's windows by episode measured slower with h5py: 2,240 vs 3,590 samples/s)."""
         read_batch = getattr(self.source, "read_batch", None)
         if read_batch is not None:
             return read_batch(episodes, key, rows)
-        order = np.argsort(episodes, kind="stable")
-        out = None
-        for members in np.split(order, np.flatnonzero(np.diff(episodes[order])) + 1):
-            wanted = rows[members]
-            unique, inverse = np.unique(wanted, return_inverse=True)
-            values = self.source.read(int(episodes[members[0]]), key, unique)[inverse.reshape(wanted.shape)]
-            if out is None:
-                out = np.empty((len(episodes), *values.shape[1:]), dtype=values.dtype)
-            out[members] = values
-        return out
+        return np.stack([self.source.read(int(e), key, r) for e, r in zip(episodes, rows)])
 
     def _episode_labels(self, episode: int) -> tuple[str, int]:
         """(instruction, task index) of an episode, cached (a source may build its info per call)."""
