@@ -56,10 +56,17 @@ class _DiesInWorkers(ArraySource):
 
     parent = os.getpid()
 
-    def read(self, episode, key, rows):
-        if os.getpid() != self.parent and key == "action" and episode == 1:
+    def _die_if_in_a_worker(self, key, episodes):
+        if os.getpid() != self.parent and key == "action" and 1 in episodes:
             os._exit(7)
+
+    def read(self, episode, key, rows):
+        self._die_if_in_a_worker(key, [episode])
         return super().read(episode, key, rows)
+
+    def read_batch(self, episodes, key, rows):  # the path StepDataset takes for a micro-batch
+        self._die_if_in_a_worker(key, episodes.tolist())
+        return super().read_batch(episodes, key, rows)
 
 
 @register_format("test-dies-in-workers")
