@@ -47,7 +47,7 @@ from atlas.engine.checkpoint import (
 )
 from atlas.engine.ema import EMA
 from atlas.engine.faults import FaultInjector
-from atlas.engine.metrics import MetricLogger
+from atlas.engine.metrics import MetricLogger, gpu_memory_peaks
 from atlas.engine.oom import halve
 from atlas.engine.optim import build_optimizer, build_param_groups
 from atlas.engine.run_folder import resolve_resume, setup_logging
@@ -300,7 +300,9 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     by_success = cfg.eval.select_best_by == "success_rate"
     best_value = None if state.best_metric is None else (-state.best_metric if by_success else state.best_metric)
     summary = {"final_step": state.step, "final_loss": None if math.isnan(last_loss) else last_loss, f"best_{cfg.eval.select_best_by}": best_value,
-               "best_step": state.best_step, "run_dir": str(run_dir), "stopped": stopped}
+               "best_step": state.best_step, "run_dir": str(run_dir), "stopped": stopped,
+               "micro_batch_size": state.micro_batch_size, "gradient_accumulation_steps": state.gradient_accumulation_steps,
+               "effective_batch_size": state.effective_batch_size, **gpu_memory_peaks(ctx.device)}
     log.info(f"done: {json.dumps(summary)}")
     return summary
 
@@ -404,6 +406,7 @@ def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar,
         "grad_norm": (window["grad_norm"] / max(1, window["steps"])).item(),
         "samples_per_s": window["steps"] * effective_batch / max(elapsed, 1e-9),
         "epoch": step * effective_batch / stream.num_samples,
+        **gpu_memory_peaks(ctx.device),
     }
     for group in optimizer.param_groups:
         record[f"lr/{group['name']}"] = group["lr"]

@@ -6,6 +6,19 @@ import json
 import math
 from pathlib import Path
 
+import torch
+
+GIB = 2**30
+
+
+def gpu_memory_peaks(device: torch.device) -> dict[str, float]:
+    """Peak CUDA bytes since the run began, in GiB: what the tensors held (allocated) and what the caching
+    allocator took from the GPU (reserved); `atlas plan` predicts the first plus a margin. Empty off CUDA."""
+    if device.type != "cuda":
+        return {}
+    return {"gpu_peak_allocated_gib": round(torch.cuda.max_memory_allocated(device) / GIB, 3),
+            "gpu_peak_reserved_gib": round(torch.cuda.max_memory_reserved(device) / GIB, 3)}
+
 
 class MetricLogger:
     def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool = True, wandb_cfg: dict | None = None) -> None:

@@ -1,0 +1,268 @@
+"""CUDA checks for one lent GPU, in one call: what the CPU suite cannot show.
+
+1. ceilings: a large bf16 matrix product (TFLOP/s), the rate MFU is read against besides the datasheet's;
+2. the real training loop (`atlas train`, a subprocess per run) in bf16 on synthetic episodes shaped like the
+   real inputs, for atlas-small, atlas-base and rdt-1b: loss falls, samples/s, MFU, and the measured peak
+   (`torch.cuda.max_memory_allocated` / `max_memory_reserved`) against what the planner (`atlas plan`) predicts
+   for the same micro-batch on this GPU;
+3. out-of-memory back-off for real: `max_memory_usage` set so the configured micro-batch cannot fit, with
+   `dynamic_batch_size` on; the run must halve, keep the effective batch and finish under the cap;
+4. resume on CUDA: a run stopped at step 20 and resumed to 40 against one straight run (loss per step, weights).
+
+`python benchmarks/cuda_checks.py --out DIR` prints one table last and writes `cuda_checks.json` and each run's
+train.log under DIR. `--smoke` shrinks every case to run on a CPU in a minute (the pipeline, not the figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from atlas.config import load_config  # noqa: E402
+from atlas.planning.planner import make_plan  # noqa: E402
+
+GIB = 2**30
+DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
+COMMON = ["data.format=synthetic", "model.language.name=task_embedding", "training.mixed_precision=bf16",
+          "training.val_interval=0", "training.lr_scheduler=cosine", "training.warmup_steps=5",
+          "logging.progress_bar=false", "logging.tensorboard=false", "data_loading.num_workers=4",
+          "data_loading.preload_data=true"]
+CASES = {
+    "atlas-small": ["model.preset=atlas-small", "data.image_size=64", "data.num_cameras=1", "data.state_dim=39",
+                    "data.action_dim=4", "data.num_episodes=40", "data.episode_length=100", "data.batch_size=256",
+                    "training.max_steps=150", "training.log_interval=10", "training.checkpoint_interval=1000",
+                    "training.ema.enabled=true", "training.learning_rate=3e-4"],
+    "atlas-base": ["model.preset=atlas-base", "data.image_size=224", "data.num_cameras=2", "data.state_dim=14",
+                   "data.action_dim=14", "data.num_episodes=12", "data.episode_length=60", "data.batch_size=64",
+                   "training.max_steps=60", "training.log_interval=5", "training.checkpoint_interval=1000",
+                   "training.ema.enabled=true", "training.learning_rate=1e-4"],
+    "rdt-1b": ["model.preset=rdt-1b", "data.image_size=384", "data.num_cameras=3", "data.obs_horizon=2",
+               "data.state_dim=128", "data.action_dim=128", "data.num_episodes=6", "data.episode_length=80",
+               "data.batch_size=16", "training.max_steps=24", "training.log_interval=4",
+               "training.checkpoint_interval=1000", "training.ema.enabled=false", "training.learning_rate=1e-4"],
+}
+SMOKE = ["data.image_size=32", "data.num_episodes=4", "data.episode_length=12", "data.batch_size=4",
+         "training.max_steps=6", "training.log_interval=2", "model.fusion.depth=1", "model.fusion.width=64",
+         "model.fusion.num_heads=2", "model.vision.name=resnet_small", "model.vision.width=8",
+         "data.num_cameras=1", "data_loading.num_workers=0"]
+
+
+def matmul_tflops(n: int = 8192, reps: int = 10) -> float | None:
+    """bf16 n×n×n products on random data, mean of `reps` after 3 warm-ups, timed with CUDA events."""
+    if not torch.cuda.is_available():
+        return None
+    a, b = (torch.randn(n, n, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(reps):
+        a @ b
+    end.record()
+    torch.cuda.synchronize()
+    seconds = start.elapsed_time(end) / 1e3 / reps
+    del a, b
+    torch.cuda.empty_cache()
+    return 2 * n**3 / seconds / 1e12
+
+
+def gpu_gib() -> float:
+    return torch.cuda.get_device_properties(0).total_memory / GIB if torch.cuda.is_available() else 80.0
+
+
+def micro_batch(overrides: list[str]) -> int:
+    return load_config(None, overrides).data.batch_size
+
+
+def predict(overrides: list[str], micro: int) -> dict:
+    """The planner's breakdown for this config at this micro-batch on this GPU (as `atlas plan` would print)."""
+    cfg = load_config(None, [*overrides, f"data.batch_size={micro}"])
+    started = time.perf_counter()
+    plan = make_plan(cfg, gpus=1, gpu_memory_gb=gpu_gib(), micro_batch_size=micro)
+    mem = plan.memory
+    tensors = mem.weights + mem.gradients + mem.optimizer + mem.ema + mem.activations
+    return {"micro_batch": micro, "tensors_gib": tensors / GIB, "total_gib": mem.total / GIB,
+            "context_gib": mem.cuda_context / GIB, "breakdown": mem.to_dict(),
+            "train_flops_per_sample": plan.probe.train_flops_per_sample, "max_micro_batch": plan.max_micro_batch,
+            "plan_seconds": time.perf_counter() - started}
+
+
+def train(run_dir: Path, overrides: list[str], env: dict | None = None, resume: str | None = None,
+          timeout: float = 240) -> dict:
+    """`atlas train` in a subprocess (its own CUDA context, so peaks are per run); the `done:` summary."""
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)
+    config = run_dir.parent / f"{run_dir.name}.yaml"
+    config.write_text("{}\n")
+    cmd = [sys.executable, "-m", "atlas.cli", "train", "--config", str(config), "--output-dir", str(run_dir)]
+    if resume:
+        cmd += ["--resume", resume]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd + overrides, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    wall = time.perf_counter() - started
+    (run_dir.parent / f"{run_dir.name}.stderr").write_text(proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{run_dir.name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
+    done = [line for line in proc.stderr.splitlines() if "done: {" in line]
+    summary = json.loads(done[-1].split("done: ", 1)[1])
+    summary["wall_s"] = wall
+    summary["log_lines"] = [line for line in proc.stderr.splitlines() if "OOM" in line or "planner" in line]
+    return summary
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def loop_case(name: str, overrides: list[str], out: Path, peak_tflops: float) -> dict:
+    """One bf16 run: loss, throughput, MFU, planner vs measured peak."""
+    micro = micro_batch(overrides)
+    pred = predict(overrides, micro)
+    summary = train(out / name, overrides)
+    rows = [r for r in metrics(out / name) if "loss" in r]
+    sps = statistics.median(r["samples_per_s"] for r in rows[1:]) if len(rows) > 1 else rows[0]["samples_per_s"]
+    rate = pred["train_flops_per_sample"] * sps / 1e12
+    result = {"case": name, "micro_batch": micro, "first_loss": rows[0]["loss"], "last_loss": rows[-1]["loss"],
+              "samples_per_s": sps, "model_tflops": rate, "wall_s": summary["wall_s"], "predicted": pred,
+              "measured_allocated_gib": summary.get("gpu_peak_allocated_gib"),
+              "measured_reserved_gib": summary.get("gpu_peak_reserved_gib")}
+    if peak_tflops:
+        result["mfu_vs_matmul"] = rate / peak_tflops
+    datasheet = next((v for k, v in DATASHEET_BF16_TFLOPS.items() if k in device_name()), None)
+    if datasheet:
+        result["mfu_vs_datasheet"] = rate / datasheet
+    if result["measured_allocated_gib"]:
+        result["predicted_over_measured"] = pred["tensors_gib"] / result["measured_allocated_gib"]
+        result["total_predicted_over_reserved_plus_context"] = pred["total_gib"] / (
+            result["measured_reserved_gib"] + pred["context_gib"])
+    return result
+
+
+def oom_case(overrides: list[str], out: Path, smoke: bool) -> dict:
+    """A micro-batch that cannot fit under max_memory_usage: the loop must back off and finish."""
+    micro = micro_batch(overrides)
+    fits = max(1, micro // 4)  # the cap fits a quarter: halving twice must land there
+    pred_fit = predict(overrides, fits)
+    pred_full = predict(overrides, micro)
+    fraction = min(0.95, pred_fit["total_gib"] / gpu_gib())
+    env = {}
+    if smoke:  # no CUDA cap on a CPU: the injected OOM takes the same except-path
+        env["ATLAS_INJECT_OOM_AT_STEP"] = "2"
+    run = [*overrides, "memory_optimization.dynamic_batch_size=true", f"memory_optimization.max_memory_usage={fraction:.4f}",
+           "training.max_steps=8", "training.log_interval=1"]
+    summary = train(out / "oom", run, env=env)
+    rows = [r for r in metrics(out / "oom") if "loss" in r]
+    return {"case": "oom-backoff", "configured_micro_batch": micro, "cap_gib": fraction * gpu_gib(),
+            "predicted_need_gib": pred_full["total_gib"], "predicted_fit_micro_batch": fits,
+            "final_micro_batch": summary["micro_batch_size"], "final_accumulation": summary["gradient_accumulation_steps"],
+            "effective_batch": summary["effective_batch_size"], "final_step": summary["final_step"],
+            "losses_finite": all(math.isfinite(r["loss"]) for r in rows), "backoffs": summary["log_lines"],
+            "measured_reserved_gib": summary.get("gpu_peak_reserved_gib")}
+
+
+def resume_case(overrides: list[str], out: Path) -> dict:
+    """Stopped at step 20 and resumed to 40 against a straight run, and a second straight run against the
+    first (the noise floor: bf16 kernels need not repeat bit for bit): per-step losses and final weights."""
+    from safetensors.torch import load_file
+
+    run = [*overrides, "training.max_steps=40", "training.log_interval=1", "training.checkpoint_interval=20"]
+    train(out / "straight", run)
+    train(out / "again", run)
+    stopped = train(out / "cut", run, env={"ATLAS_STOP_AT_STEP": "20"})
+    train(out / "cut", run, resume="auto")
+
+    def losses(name: str) -> dict:
+        return {r["step"]: r["loss"] for r in metrics(out / name) if "loss" in r}
+
+    def weights(name: str) -> dict:
+        return load_file(str(out / name / "checkpoints/latest/model.safetensors"))
+
+    a, wa = losses("straight"), weights("straight")
+    result = {"case": "resume", "stopped_at": stopped["final_step"]}
+    for name in ("cut", "again"):
+        b, wb = losses(name), weights(name)
+        result[name] = {
+            "max_abs_loss_diff_steps_21_40": max(abs(a[s] - b[s]) for s in a if s > 20),
+            "max_abs_loss_diff_steps_1_20": max(abs(a[s] - b[s]) for s in a if s <= 20),
+            "max_abs_weight_diff": max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa),
+            "bitwise_equal": all(torch.equal(wa[k], wb[k]) for k in wa)}
+    return result
+
+
+def device_name() -> str:
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def table(results: dict) -> str:
+    lines = [f"device: {device_name()}, torch {torch.__version__}, GPU memory {gpu_gib():.1f} GiB",
+             f"bf16 matmul 8192^3: {results.get('matmul_tflops') or 0:.0f} TFLOP/s", "",
+             "| case | micro | loss first→last | samples/s | model TFLOP/s | MFU (matmul / datasheet) "
+             "| peak alloc GiB | planned tensors GiB | planned/measured | planned total / (reserved+ctx) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results["loop"]:
+        if "error" in r:
+            lines.append(f"| {r['case']} | error: {r['error'][:200]} |")
+            continue
+        lines.append(
+            f"| {r['case']} | {r['micro_batch']} | {r['first_loss']:.3f}→{r['last_loss']:.3f} | {r['samples_per_s']:.0f} "
+            f"| {r['model_tflops']:.1f} | {r.get('mfu_vs_matmul', 0):.2f} / {r.get('mfu_vs_datasheet', 0):.2f} "
+            f"| {r['measured_allocated_gib'] or 0:.2f} | {r['predicted']['tensors_gib']:.2f} "
+            f"| {r.get('predicted_over_measured', 0):.2f} | {r.get('total_predicted_over_reserved_plus_context', 0):.2f} |")
+    for key in ("oom", "resume"):
+        lines += ["", f"{key}: {json.dumps(results.get(key), default=str)}"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/cuda_checks")
+    parser.add_argument("--smoke", action="store_true", help="tiny shapes, runs on a CPU (checks the script)")
+    parser.add_argument("--cases", default="atlas-small,atlas-base,oom,rdt-1b,resume")
+    args = parser.parse_args()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = args.cases.split(",")
+    extra = SMOKE if args.smoke else []
+    results: dict = {"device": device_name(), "torch": torch.__version__, "gpu_gib": gpu_gib(), "loop": []}
+    results["matmul_tflops"] = matmul_tflops()
+
+    def save() -> None:
+        (out / "cuda_checks.json").write_text(json.dumps(results, indent=2, default=str))
+
+    special = {"oom": lambda: oom_case(COMMON + CASES["atlas-base"] + extra, out, args.smoke),
+               "resume": lambda: resume_case(COMMON + CASES["atlas-small"] + ["data.batch_size=64"] + extra, out)}
+    for name in wanted:  # in the order asked: the most telling first, in case the lease runs out
+        started = time.perf_counter()
+        try:
+            if name in special:
+                results[name] = special[name]()
+            else:
+                results["loop"].append(loop_case(name, COMMON + CASES[name] + extra, out, results["matmul_tflops"]))
+        except Exception as err:  # noqa: BLE001 - one failed case must not lose the others' figures
+            failure = {"case": name, "error": f"{err}\n{traceback.format_exc()[-1500:]}"}
+            if name in special:
+                results[name] = failure
+            else:
+                results["loop"].append(failure)
+        print(f"[cuda_checks] {name}: {time.perf_counter() - started:.0f} s", flush=True)
+        save()
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
