@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 from atlas.config.loader import load_config
-from atlas.planning.doctor import FAIL, OK, run_doctor
+from atlas.planning.doctor import FAIL, OK, WARN, run_doctor
 from atlas.planning.probe import probe_model
 from atlas.planning.recipes import get_recipe
 from atlas.planning.render import render_report
@@ -52,9 +52,13 @@ def test_seed000_small_micro_batch_needs_less_memory(reports):
     assert _verdict(small, 80).status == OK
 
 
-def test_seed000_32_per_gpu_fine_on_80(reports):
+def test_seed000_32_per_gpu_fits_80_but_tight(reports):
+    """Seed 000 calls 32/GPU fine on 80 GB. It fits, with under 10 % to spare: the probe now saves what a
+    GPU's autocast saves (float32 QK-norm inputs), 48 GiB of activations at 32, measured within 1 % of an
+    H200's forward at 16 (benchmarks/RESULTS.md, CUDA checks); DDP's gradient buckets are live at the peak."""
     v = _verdict(reports["seed000_32x1x8.sh"], 80)
-    assert v.status == OK and v.strategy == "ddp" and "flash/efficient" in v.attention_kernel
+    assert v.status == WARN and v.total_gb <= v.budget_gb and v.breakdown["activations"] > 40
+    assert v.strategy == "ddp" and "flash/efficient" in v.attention_kernel
 
 
 def test_seed000_4_per_gpu_fine_on_48_and_80(reports):
@@ -65,7 +69,8 @@ def test_seed000_4_per_gpu_fine_on_48_and_80(reports):
 @pytest.mark.xfail(strict=True, reason="not supported by the faithful numbers: these scripts run DDP (no --deepspeed; "
                    "main.py's default is None), and the stand-in holds fp32 master weights + grads + Adam (16 B x 1.20 B "
                    "trainable = 17.8 GiB) + frozen SigLIP (1.6 GiB) + 1 GiB CUDA context = 20.5 GiB of the 22.8 GiB usable "
-                   "before activations (2.2 GiB bf16 weight casts + 0.93 GiB/sample), ~28.9 GiB at 4/GPU. RDT's own main.py "
+                   "before activations (2.2 GiB bf16 weight casts + 1.44 GiB/sample as a GPU saves them), ~31.2 GiB at 4/GPU. "
+                   "RDT's own main.py "
                    "keeps weights/Adam in bf16 but, without --precomp_lang_embed, also loads T5-XXL (~9.5 GB bf16) on every "
                    "GPU (RDT README: 4090 may be too small). Only ZeRO-2, checkpointing or precomputed embeddings fit 24 GB")
 def test_seed000_claims_4_fine_on_24(reports):
