@@ -580,10 +580,34 @@ def _fit_to_gpu(cfg: AtlasConfig, ctx: D.DistContext, log, apply: bool) -> dict 
         mo.gradient_checkpointing = plan.gradient_checkpointing
         mo.memory_efficient_attention = plan.memory_efficient_attention
         log.info(f"auto_micro_batch: micro-batch {plan.micro_batch_size}, accumulation {plan.gradient_accumulation_steps}")
-    elif cfg.data.batch_size > plan.micro_batch_size:
-        log.warning(f"data.batch_size={cfg.data.batch_size} is above the planned {plan.micro_batch_size} for this GPU: "
-                    "expect out-of-memory (memory_optimization.dynamic_batch_size=true backs off)")
+    else:
+        _judge_configured_micro_batch(cfg, ctx, gib, plan, record, log)
     return record
+
+
+def _judge_configured_micro_batch(cfg: AtlasConfig, ctx: D.DistContext, gib: float, plan, record: dict, log) -> None:
+    """The user's own micro-batch with the user's own memory options, predicted (into plan.json's
+    `configured`) and warned about when it will not fit: the planner's choice may rely on checkpointing
+    the config has off (seen on an H200: "up to 64 fits" with checkpointing, then a real OOM at 64 without)."""
+    from atlas.planning.hardware import GIB
+    from atlas.planning.planner import make_plan
+
+    mo = cfg.memory_optimization
+    try:
+        mine = make_plan(cfg, gpus=ctx.world_size, gpu_memory_gb=gib, probe=plan.probe,
+                         micro_batch_size=cfg.data.batch_size)
+    except Exception as err:  # noqa: BLE001 - a judgement, never a reason to stop
+        log.warning(f"could not predict data.batch_size={cfg.data.batch_size} on this GPU ({err})")
+        return
+    record["configured"] = {"micro_batch_size": cfg.data.batch_size, "memory": mine.memory.to_dict(), "fits": mine.fits}
+    if not mine.fits:
+        backoff = ("memory_optimization.dynamic_batch_size=true will halve it" if mo.dynamic_batch_size
+                   else "set memory_optimization.dynamic_batch_size=true to back off")
+        log.warning(f"data.batch_size={cfg.data.batch_size} needs ~{mine.memory.total / GIB:.1f} GiB with "
+                    f"gradient_checkpointing={mo.gradient_checkpointing}, memory_efficient_attention="
+                    f"{mo.memory_efficient_attention}, of the {plan.budget_gb:.1f} GB allowed (max_memory_usage): expect "
+                    f"out-of-memory ({backoff}); the planner's choice here is micro-batch {plan.micro_batch_size} with "
+                    f"checkpointing={plan.gradient_checkpointing} (memory_optimization.auto_micro_batch=true applies it)")
 
 
 # --------------------------------------------------------------------------------------------------
