@@ -7,7 +7,9 @@
    for the same micro-batch on this GPU;
 3. out-of-memory back-off for real: `max_memory_usage` set so the configured micro-batch cannot fit, with
    `dynamic_batch_size` on; the run must halve, keep the effective batch and finish under the cap;
-4. resume on CUDA: a run stopped at step 20 and resumed to 40 against one straight run (loss per step, weights).
+4. resume on CUDA: a run stopped at step 20 and resumed to 40 against one straight run (loss per step, weights);
+5. `auto_micro_batch` under the OOM case's cap: the planner's choice is applied and must fit (`--cases auto`);
+6. `atlas plan --measure`: real steps on the device calibrate the MFU of the time estimates (`--cases measure`).
 
 `python benchmarks/cuda_checks.py --out DIR` prints one table last and writes `cuda_checks.json` and each run's
 train.log under DIR. `--smoke` shrinks every case to run on a CPU in a minute (the pipeline, not the figures).
@@ -121,7 +123,8 @@ def train(run_dir: Path, overrides: list[str], env: dict | None = None, resume: 
     done = [line for line in proc.stderr.splitlines() if "done: {" in line]
     summary = json.loads(done[-1].split("done: ", 1)[1])
     summary["wall_s"] = wall
-    summary["log_lines"] = [line for line in proc.stderr.splitlines() if "OOM" in line or "planner" in line]
+    summary["log_lines"] = [line for line in proc.stderr.splitlines()
+                            if "OOM" in line or "planner" in line or "expect out-of-memory" in line]
     return summary
 
 
@@ -175,6 +178,38 @@ def oom_case(overrides: list[str], out: Path, smoke: bool) -> dict:
             "measured_reserved_gib": summary.get("gpu_peak_reserved_gib")}
 
 
+def auto_case(overrides: list[str], out: Path, smoke: bool) -> dict:
+    """`auto_micro_batch` under the same cap as the OOM case: the planner's choice (micro-batch, checkpointing)
+    is applied, and the run must fit without one back-off."""
+    cap = predict(overrides, max(1, micro_batch(overrides) // 4))["total_gib"]
+    fraction = min(0.95, cap / gpu_gib())
+    run = [*overrides, "memory_optimization.auto_micro_batch=true", "memory_optimization.dynamic_batch_size=true",
+           f"memory_optimization.max_memory_usage={fraction:.4f}", "training.max_steps=8", "training.log_interval=1"]
+    summary = train(out / "auto", run)
+    plan = json.loads((out / "auto" / "plan.json").read_text())["memory_plan"] or {}
+    return {"case": "auto-micro-batch", "cap_gib": fraction * gpu_gib(), "chosen_micro_batch": plan.get("micro_batch_size"),
+            "chosen_checkpointing": plan.get("gradient_checkpointing"), "planned_total_gib": plan.get("memory", {}).get("total"),
+            "final_micro_batch": summary["micro_batch_size"], "effective_batch": summary["effective_batch_size"],
+            "backoffs": [line for line in summary["log_lines"] if "OOM" in line],
+            "measured_allocated_gib": summary.get("gpu_peak_allocated_gib"),
+            "measured_reserved_gib": summary.get("gpu_peak_reserved_gib")}
+
+
+def measure_case(overrides: list[str], out: Path) -> dict:
+    """`atlas plan --measure`: time real steps on this device and calibrate the MFU the time estimates use."""
+    config = out / "measure.yaml"
+    config.write_text("{}\n")
+    cmd = [sys.executable, "-m", "atlas.cli", "plan", "--config", str(config), "--measure", *overrides]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    (out / "measure.stdout").write_text(proc.stdout + proc.stderr)
+    lines = [line.strip() for line in proc.stdout.splitlines() if "measured on" in line or "calibrated MFU" in line]
+    if not lines:
+        raise RuntimeError(f"atlas plan --measure printed no measurement (exit {proc.returncode}):\n{proc.stdout[-1500:]}"
+                           f"{proc.stderr[-1500:]}")
+    return {"case": "plan-measure", "exit": proc.returncode, "lines": lines}
+
+
 def resume_case(overrides: list[str], out: Path) -> dict:
     """Stopped at step 20 and resumed to 40 against a straight run, and a second straight run against the
     first (the noise floor: bf16 kernels need not repeat bit for bit): per-step losses and final weights."""
@@ -223,7 +258,7 @@ def table(results: dict) -> str:
             f"| {r['model_tflops']:.1f} | {r.get('mfu_vs_matmul', 0):.2f} / {r.get('mfu_vs_datasheet', 0):.2f} "
             f"| {r['measured_allocated_gib'] or 0:.2f} | {r['predicted']['tensors_gib']:.2f} "
             f"| {r.get('predicted_over_measured', 0):.2f} | {r.get('total_predicted_over_reserved_plus_context', 0):.2f} |")
-    for key in ("oom", "resume"):
+    for key in ("oom", "auto", "resume", "measure"):
         lines += ["", f"{key}: {json.dumps(results.get(key), default=str)}"]
     return "\n".join(lines)
 
@@ -245,7 +280,9 @@ def main() -> None:
         (out / "cuda_checks.json").write_text(json.dumps(results, indent=2, default=str))
 
     special = {"oom": lambda: oom_case(COMMON + CASES["atlas-base"] + extra, out, args.smoke),
-               "resume": lambda: resume_case(COMMON + CASES["atlas-small"] + ["data.batch_size=64"] + extra, out)}
+               "resume": lambda: resume_case(COMMON + CASES["atlas-small"] + ["data.batch_size=64"] + extra, out),
+               "auto": lambda: auto_case(COMMON + CASES["atlas-base"] + extra, out, args.smoke),
+               "measure": lambda: measure_case(COMMON + CASES["rdt-1b"] + extra, out)}
     for name in wanted:  # in the order asked: the most telling first, in case the lease runs out
         started = time.perf_counter()
         try:
