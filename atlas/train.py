@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 import zlib
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +49,7 @@ from atlas.engine.faults import FaultInjector
 from atlas.engine.metrics import MetricLogger, gpu_memory_peaks
 from atlas.engine.oom import halve
 from atlas.engine.optim import build_optimizer, build_param_groups
+from atlas.engine.precision import autocast_factory
 from atlas.engine.run_folder import resolve_resume, setup_logging
 from atlas.engine.schedules import apply_learning_rate, learning_rate_at
 from atlas.engine.signals import StopRequest
@@ -210,7 +210,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     transform = data.transform
     metrics = MetricLogger(run_dir, ctx.is_main, cfg.logging.tensorboard,
                            {"project": cfg.logging.wandb_project, "mode": cfg.logging.wandb_mode} if cfg.logging.wandb else None)
-    autocast = _autocast(ctx.device, tc.mixed_precision)
+    autocast = autocast_factory(ctx.device, tc.mixed_precision)
     log.info(f"samples per epoch {len(data.train)}, steps per epoch {math.ceil(len(data.train) / plan.effective_batch_size)}, "
              f"training steps {state.step + 1}..{tc.max_steps}")
 
@@ -617,14 +617,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _autocast(device: torch.device, mixed_precision: str):
-    """A factory: each `with autocast():` gets a fresh context."""
-    if mixed_precision == "no":
-        return nullcontext
-    dtype = torch.bfloat16 if mixed_precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def _progress_bar(cfg: AtlasConfig, ctx: D.DistContext, start: int, total: int):

@@ -60,6 +60,18 @@ def find_gpu(name: str) -> GPUSpec:
     raise KeyError(f"GPU {name!r} is not in the table; known: {', '.join(GPUS)}")
 
 
+def gpu_from_device_name(device_name: str) -> GPUSpec | None:
+    """The table's GPU for a CUDA device name ("NVIDIA H200", "NVIDIA A100-SXM4-40GB", "NVIDIA GeForce RTX
+    4090"), so a rate measured on this device is read against this device's peak; None when not in the table."""
+    name = device_name.upper().replace(" ", "")
+    if "A100" in name:
+        return GPUS["A100-40" if "40GB" in name else "A100-80"]
+    for key in ("H200", "H100", "A800", "L40S", "4090", "V100"):
+        if key in name:
+            return GPUS[key]
+    return None
+
+
 def gpu_for_memory(memory_gb: float) -> GPUSpec:
     """A representative GPU of a memory size (for speed figures when only --gpu-memory is given)."""
     if memory_gb <= 24:

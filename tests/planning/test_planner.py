@@ -157,3 +157,21 @@ def _write(cfg) -> str:
     yaml.safe_dump({"model": {"preset": "mlp"}, "training": {"effective_batch_size": 64}}, path)
     path.close()
     return path.name
+
+
+@pytest.mark.parametrize("device_name, table_name", [
+    ("NVIDIA H200", "H200"), ("NVIDIA H100 80GB HBM3", "H100"), ("NVIDIA A100-SXM4-40GB", "A100-40"),
+    ("NVIDIA A100-SXM4-80GB", "A100-80"), ("NVIDIA A800-SXM4-80GB", "A800"), ("NVIDIA GeForce RTX 4090", "4090"),
+    ("Tesla V100-SXM2-32GB", "V100"), ("NVIDIA L40S", "L40S")])
+def test_the_measuring_gpu_is_found_by_its_cuda_name(device_name, table_name):
+    """`atlas plan --measure` reads a rate against the measuring GPU's own peak: on an H200 it once read
+    246 TFLOP/s against an A100's 312 (the plan's default 80 GB GPU) and called it MFU 0.79, not 0.25."""
+    from atlas.planning.hardware import gpu_from_device_name
+
+    assert gpu_from_device_name(device_name).name == table_name
+
+
+def test_an_unknown_gpu_name_is_not_guessed():
+    from atlas.planning.hardware import gpu_from_device_name
+
+    assert gpu_from_device_name("Some Future Accelerator") is None
