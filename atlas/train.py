@@ -112,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 def train(cfg: AtlasConfig, output_dir: str | Path, resume: str | None = None) -> dict:
     D.check_launch_environment()
     ctx = D.init_distributed()
+    clean = False
     try:
-        return _train(cfg, Path(output_dir), resume, ctx)
+        summary = _train(cfg, Path(output_dir), resume, ctx)
+        clean = True
+        return summary
     finally:
-        D.shutdown(ctx)
+        D.shutdown(ctx, clean)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -156,6 +156,12 @@ def no_sync(model: torch.nn.Module, skip: bool):
     return contextlib.nullcontext()
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, clean: bool = True) -> None:
+    """Tear the process group down; after a clean finish every rank first meets at a barrier, so none
+    destroys the group while another still has a collective in flight (in CI, 2026-11-30, a rank aborted in
+    gloo's teardown with "terminate called without an active exception" right after a finished run). After
+    an error there is no barrier: the other ranks may never arrive."""
     if ctx.distributed and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
