@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from atlas.config import load_config  # noqa: E402
+from atlas.planning.hardware import GIB  # noqa: E402
 from atlas.planning.planner import make_plan  # noqa: E402
 
-GIB = 2**30
 DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 COMMON = ["data.format=synthetic", "model.language.name=task_embedding", "training.mixed_precision=bf16",
           "training.val_interval=0", "training.lr_scheduler=cosine", "training.warmup_steps=5",

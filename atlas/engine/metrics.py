@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-GIB = 2**30
+from atlas.planning.hardware import GIB
 
 
 def gpu_memory_peaks(device: torch.device) -> dict[str, float]:
