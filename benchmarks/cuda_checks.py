@@ -18,6 +18,7 @@ train.log under DIR. `--smoke` shrinks every case to run on a CPU in a minute (t
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO))
 from atlas.config import load_config  # noqa: E402
 from atlas.planning.hardware import GIB  # noqa: E402
 from atlas.planning.planner import make_plan  # noqa: E402
+from atlas.planning.probe import probe_model  # noqa: E402
 
 DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 COMMON = ["data.format=synthetic", "model.language.name=task_embedding", "training.mixed_precision=bf16",
@@ -90,11 +92,17 @@ def micro_batch(overrides: list[str]) -> int:
     return load_config(None, overrides).data.batch_size
 
 
+@functools.cache
+def _probe(overrides: tuple[str, ...]):
+    """One probe per config: it fits activations per sample, so every micro-batch of a config shares it."""
+    return probe_model(load_config(None, list(overrides)))
+
+
 def predict(overrides: list[str], micro: int) -> dict:
     """The planner's breakdown for this config at this micro-batch on this GPU (as `atlas plan` would print)."""
     cfg = load_config(None, [*overrides, f"data.batch_size={micro}"])
     started = time.perf_counter()
-    plan = make_plan(cfg, gpus=1, gpu_memory_gb=gpu_gib(), micro_batch_size=micro)
+    plan = make_plan(cfg, gpus=1, gpu_memory_gb=gpu_gib(), micro_batch_size=micro, probe=_probe(tuple(overrides)))
     mem = plan.memory
     tensors = mem.weights + mem.gradients + mem.optimizer + mem.ema + mem.activations
     return {"micro_batch": micro, "tensors_gib": tensors / GIB, "total_gib": mem.total / GIB,
