@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
+import zlib
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +27,7 @@ import torch
 
 from atlas.engine.faults import SaveFaults
 from atlas.errors import AtlasError
+from atlas.models.base import WEIGHTS_NAME as WEIGHTS  # the one name of a policy's weights file
 
 MANIFEST = "manifest.json"
 POINTERS = ("latest", "best")
@@ -159,6 +163,15 @@ def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
 
 
+def read_pointer(checkpoints: Path, name: str) -> Path | None:
+    """The folder `checkpoints/<name>` (latest, best) points at, if it is a folder: the one pointer reader."""
+    link = Path(checkpoints) / name
+    if not link.is_symlink():
+        return None
+    target = (Path(checkpoints) / os.readlink(link)).resolve()
+    return target if target.is_dir() else None
+
+
 class CheckpointStore:
     """The `checkpoints/` folder of a run: save, point, prune, find the newest complete one."""
 
@@ -173,11 +186,7 @@ class CheckpointStore:
         return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.startswith("step_"))
 
     def pointer(self, name: str) -> Path | None:
-        link = self.root / name
-        if not link.is_symlink():
-            return None
-        target = (self.root / os.readlink(link)).resolve()
-        return target if target.is_dir() else None
+        return read_pointer(self.root, name)
 
     def set_pointer(self, name: str, target: Path) -> None:
         tmp = self.root / f".{name}.tmp"
@@ -283,3 +292,143 @@ class CheckpointStore:
             if warn:
                 warn(f"checkpoint {path.name} is not usable ({problem}); trying an older one")
         return None
+
+
+# --------------------------------------------------------------------------------------------------
+# What a training checkpoint holds: which files, which ranks gather and write, how they load back
+# --------------------------------------------------------------------------------------------------
+TRAINER_STATE = "trainer_state.json"
+SCHEDULER = "scheduler.json"
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint must hold besides tensors to continue exactly."""
+
+    step: int = 0
+    samples_seen: int = 0
+    micro_batch_size: int = 0
+    gradient_accumulation_steps: int = 0
+    world_size: int = 1
+    effective_batch_size: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    nonfinite_in_a_row: int = 0
+
+    @classmethod
+    def read(cls, checkpoint: Path) -> TrainerState:
+        return cls(**json.loads((Path(checkpoint) / TRAINER_STATE).read_text()))
+
+
+@dataclass
+class TrainingObjects:
+    """The live objects a checkpoint saves and restores (built once by the loop's builder)."""
+
+    policy: torch.nn.Module
+    strategy: object  # atlas.engine.strategies.Strategy
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    ema: object | None  # atlas.engine.ema.EMA
+    ctx: object  # atlas.engine.distributed.DistContext
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    interval: int
+    on_save_error: str  # "stop" or "continue" (training.on_save_error)
+    schedule: dict  # the LR schedule in force: written to scheduler.json, compared on resume
+
+
+class Checkpointer:
+    """Saves and loads a training checkpoint through the atomic `CheckpointStore`.
+
+    Every rank writes its RNG state into the temp folder and takes part in gathering the full weights,
+    EMA and optimizer state (sharded under FSDP/ZeRO); rank 0 writes them and commits. A write error on
+    any rank (disk full, unwritable folder) aborts the save on every rank: earlier checkpoints and
+    `latest` stay as they were, and `training.on_save_error` stops or continues training."""
+
+    def __init__(self, store: CheckpointStore, objects: TrainingObjects, settings: CheckpointSettings) -> None:
+        self.store, self.objects, self.settings = store, objects, settings
+
+    def due(self, step: int, last: bool, best: bool, stopped: bool) -> bool:
+        return step % self.settings.interval == 0 or last or best or stopped
+
+    def save(self, step: int, state: TrainerState, best: bool) -> Path | None:
+        from atlas.engine import distributed as D
+
+        o, store = self.objects, self.store
+        ctx = o.ctx
+        failure = store.guarded_write(step, lambda: store.begin(step)) if ctx.is_main else None
+        D.barrier(ctx)
+        tmp = store.tmp_dir(step)
+
+        def write_rng() -> None:
+            (tmp / "rng").mkdir(exist_ok=True)
+            torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt")
+
+        failure = failure or store.guarded_write(step, write_rng)
+        any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
+        final = None
+        if not any_failed:  # collectives: every rank or none
+            weights = o.strategy.gather(o.strategy.local_state(o.policy))
+            ema_weights = o.strategy.gather(o.ema.state_dict()) if o.ema is not None else None
+            optimizer_state = o.strategy.optimizer_state(o.policy, o.optimizer)
+
+        def write_main() -> None:
+            nonlocal final
+            o.policy.save_pretrained(tmp, state_dict=weights)
+            if ema_weights is not None:
+                o.policy.save_pretrained(tmp / "ema", state_dict=ema_weights)
+            torch.save(optimizer_state, tmp / "optimizer.pt")
+            if o.scaler is not None:
+                torch.save(o.scaler.state_dict(), tmp / "scaler.pt")
+            (tmp / SCHEDULER).write_text(json.dumps({**self.settings.schedule, "step": step}))
+            (tmp / TRAINER_STATE).write_text(json.dumps(asdict(state), indent=2))
+            shutil.copyfile(store.root.parent / "config.yaml", tmp / "config.yaml")  # rendered once at start
+            final = store.commit(step, best=best)
+
+        if ctx.is_main and not any_failed:
+            failure = store.guarded_write(step, write_main)
+        if ctx.is_main and (failure is not None or any_failed):
+            store.abort(step)
+        main_failure = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
+        text = str(failure) if failure is not None else main_failure
+        if text is None and any_failed:
+            text = f"could not write checkpoint step {step}: a write failed on another rank (see its log)"
+        if text is None:
+            return final
+        if self.settings.on_save_error == "stop":
+            raise SaveFailed(f"{text} Stopping (training.on_save_error=stop); free space, then --resume auto.")
+        logging.getLogger("atlas").error(f"{text} Training continues (training.on_save_error=continue).")
+        return None
+
+    def load(self, path: Path) -> None:
+        """EMA, optimizer, scaler and RNG state (the weights went into the whole policy before the strategy
+        set it up: `full_weights`): full tensors on disk, cut to this rank's layout. Weights come from
+        safetensors, the rest with weights_only=True: an unusable or hostile file is a CheckpointError naming
+        it (resolve_resume has already checked the manifest's sizes and checksums)."""
+        o = self.objects
+        if o.ema is not None and (path / "ema" / WEIGHTS).is_file():
+            full = load_weights(path / "ema" / WEIGHTS, str(o.ctx.device))
+            o.ema.load_state_dict(o.strategy.scatter(full, o.ema.state_dict()))
+        o.strategy.load_optimizer_state(o.policy, o.optimizer, load_torch(path / "optimizer.pt"))
+        if o.scaler is not None and (path / "scaler.pt").is_file():
+            o.scaler.load_state_dict(load_torch(path / "scaler.pt"))
+        rng_file = path / "rng" / f"rank_{o.ctx.rank}.pt"
+        if rng_file.is_file():
+            set_rng_state(load_torch(rng_file))
+        else:  # a different world size: fresh, but deterministic, per-rank streams
+            torch.manual_seed(zlib.crc32(f"{path.name}:{o.ctx.rank}".encode()))
+
+
+def full_weights(checkpoint: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A checkpoint's full model weights (what a strategy loads before it shards)."""
+    return load_weights(Path(checkpoint) / WEIGHTS, device)
+
+
+def read_schedule(checkpoint: Path) -> dict:
+    """The LR schedule a checkpoint was trained under ({} when it did not record one)."""
+    try:
+        return json.loads((Path(checkpoint) / SCHEDULER).read_text())
+    except (OSError, ValueError):
+        return {}

@@ -15,7 +15,7 @@ from typing import Any
 from atlas.config.loader import load_config
 from atlas.planning.hardware import GIB
 from atlas.planning.launch import repair_continuations
-from atlas.planning.planner import make_plan
+from atlas.planning.planner import PlanRequest, make_plan
 from atlas.planning.probe import ModelProbe, probe_model
 from atlas.planning.recipes import Recipe, get_recipe, infer_recipe
 from atlas.planning.setup import Setup, setup_from_script
@@ -192,10 +192,11 @@ def memory_verdicts(setup: Setup, cfg, probe: ModelProbe, sizes: tuple[float, ..
     out = []
     v = setup.values
     for size in sizes:
-        pinned = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe,
-                           micro_batch_size=v["micro_batch_size"], cpu_cores=1, sdpa_default=sdpa_default)
-        free = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe, cpu_cores=1,
-                         sdpa_default=sdpa_default)
+        common = {"effective_batch_size": setup.effective_batch_size, "mixed_precision": cfg.training.mixed_precision,
+                  "strategy": v.get("strategy"), "probe": probe, "cpu_cores": 1, "sdpa_default": sdpa_default}
+        pinned = make_plan(cfg, setup.world_size, size,
+                           request=PlanRequest(micro_batch_size=v["micro_batch_size"], **common))
+        free = make_plan(cfg, setup.world_size, size, request=PlanRequest(**common))
         used = pinned.memory.total / GIB
         status = FAIL if used > pinned.budget_gb else (WARN if used > TIGHT * pinned.budget_gb else OK)
         out.append(MemoryVerdict(size, v["micro_batch_size"], round(used, 2), round(pinned.budget_gb, 2), status,

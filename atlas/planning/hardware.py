@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-GIB = 2**30
-GB = 10**9
+from atlas.units import GB, GIB  # noqa: F401 - re-exported for the planner's callers
 
 # Stated constants (see DESIGN: estimates must say what they assume).
 CUDA_CONTEXT_GIB = 1.0  # CUDA context + cuBLAS/cuDNN workspaces + NCCL buffers per process
