@@ -39,6 +39,7 @@ def plan(args: argparse.Namespace) -> int:
 
 def doctor(args: argparse.Namespace) -> int:
     setup = read_setup(args.target, args.gpus)
-    report = run_doctor(setup, args.recipe, args.gpu_memory, cpu_cores=getattr(args, "cpus", None))
+    report = run_doctor(setup, args.recipe, args.gpu_memory, cpu_cores=getattr(args, "cpus", None),
+                        model=getattr(args, "model", None))
     print(render_report(report, args.format, getattr(args, "lang", "en")))
     return report.exit_code
