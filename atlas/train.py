@@ -127,7 +127,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
                 result = run_step(parts, state, step, stop.requested(step))
             # a signal during this step, seen by one process alone (several agree on the step's all-reduce)
             stopped = result.stop or (not ctx.distributed and stop.requested(step))
-            window.add(result)
+            window.add(result, step)
             if window.due(step, last):
                 window.flush(step, result.lr)
             val_loss = validator.run(step) if validator.due(step, last) else None
@@ -139,8 +139,10 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
                 if path is not None:
                     log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
             if stopped:
+                parts.checkpointer.wait()
                 log.warning(f"stop requested ({stop.reason or 'by another rank'}): stopped after step {step}; "
                             f"checkpoint {parts.checkpointer.store.pointer('latest')}; continue with --resume auto")
+        parts.checkpointer.wait()  # an asynchronous save still in flight: committed before the run returns
     finally:
         parts.timers.record("loop", time.perf_counter() - loop_start)  # the whole step loop (benchmarks read it)
         stop.uninstall()

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import shutil
+import threading
 import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -337,6 +338,19 @@ class CheckpointSettings:
     interval: int
     on_save_error: str  # "stop" or "continue" (training.on_save_error)
     schedule: dict  # the LR schedule in force: written to scheduler.json, compared on resume
+    asynchronous: bool = False  # training.async_checkpoint
+
+
+def host_copy(obj):
+    """A snapshot of a (nested) state on the host: every tensor copied to CPU, so training may change the
+    originals while a background thread writes the copy."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: host_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(host_copy(v) for v in obj)
+    return obj
 
 
 class Checkpointer:
@@ -349,13 +363,19 @@ class Checkpointer:
 
     def __init__(self, store: CheckpointStore, objects: TrainingObjects, settings: CheckpointSettings) -> None:
         self.store, self.objects, self.settings = store, objects, settings
+        self._writer: threading.Thread | None = None  # the background write in flight (async_checkpoint)
+        self._writer_result: dict = {}
 
     def due(self, step: int, last: bool, best: bool, stopped: bool) -> bool:
         return step % self.settings.interval == 0 or last or best or stopped
 
     def save(self, step: int, state: TrainerState, best: bool) -> Path | None:
+        """Write checkpoint `step`: the committed folder, None when the save failed and training continues
+        (training.on_save_error=continue), or, with async_checkpoint, None once the write is under way (the
+        folder is committed in the background; `wait()` joins it)."""
         from atlas.engine import distributed as D
 
+        self.wait()  # at most one save in flight
         o, store = self.objects, self.store
         ctx = o.ctx
         failure = store.guarded_write(step, lambda: store.begin(step)) if ctx.is_main else None
@@ -368,35 +388,81 @@ class Checkpointer:
 
         failure = failure or store.guarded_write(step, write_rng)
         any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
-        final = None
-        if not any_failed:  # collectives: every rank or none
-            weights = o.strategy.gather(o.strategy.local_state(o.policy))
-            ema_weights = o.strategy.gather(o.ema.state_dict()) if o.ema is not None else None
-            optimizer_state = o.strategy.optimizer_state(o.policy, o.optimizer)
+        if any_failed:
+            if ctx.is_main:
+                store.abort(step)
+            main_failure = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
+            text = str(failure) if failure is not None else main_failure
+            return self._failed(text or f"could not write checkpoint step {step}: a write failed on another rank "
+                                "(see its log)")
+        contents = self._gather(state)  # collectives: every rank; the full state on rank 0
+        if self.settings.asynchronous:
+            if ctx.is_main:
+                contents = host_copy(contents)
+                self._writer_result = {}
+                self._writer = threading.Thread(target=self._write_in_background, args=(step, best, contents),
+                                                name=f"atlas-checkpoint-{step}", daemon=True)
+                self._writer.start()
+            return None
+        final, failure = self._write_and_commit(step, best, contents) if ctx.is_main else (None, None)
+        text = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
+        return final if text is None else self._failed(text)
+
+    def wait(self) -> Path | None:
+        """Join the background write in flight (if any): its committed folder; a failure is handled as
+        training.on_save_error says, here, on the rank that wrote it."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return None
+        writer.join()
+        final, failure = self._writer_result.get("final"), self._writer_result.get("failure")
+        if failure is not None:
+            return self._failed(str(failure))
+        if final is not None:
+            logging.getLogger("atlas").info(f"checkpoint {final} (written in the background)")
+        return final
+
+    def _write_in_background(self, step: int, best: bool, contents: dict) -> None:
+        try:
+            self._write_and_commit(step, best, contents)
+        except Exception as err:  # noqa: BLE001 - reported by wait() on the training thread, never lost
+            self.store.abort(step)
+            self._writer_result = {"final": None, "failure": SaveFailed(
+                f"could not write checkpoint {step_dir_name(step)} in the background: {type(err).__name__}: {err}.")}
+
+    def _gather(self, state: TrainerState) -> dict:
+        o = self.objects
+        return {"weights": o.strategy.gather(o.strategy.local_state(o.policy)),
+                "ema": o.strategy.gather(o.ema.state_dict()) if o.ema is not None else None,
+                "optimizer": o.strategy.optimizer_state(o.policy, o.optimizer),
+                "scaler": o.scaler.state_dict() if o.scaler is not None else None,
+                "trainer_state": asdict(state)}
+
+    def _write_and_commit(self, step: int, best: bool, contents: dict) -> tuple[Path | None, SaveFailed | None]:
+        """Rank 0: the files, then the atomic commit (manifest, fsync, rename, pointers)."""
+        o, store = self.objects, self.store
+        tmp, final = store.tmp_dir(step), None
 
         def write_main() -> None:
             nonlocal final
-            o.policy.save_pretrained(tmp, state_dict=weights)
-            if ema_weights is not None:
-                o.policy.save_pretrained(tmp / "ema", state_dict=ema_weights)
-            torch.save(optimizer_state, tmp / "optimizer.pt")
-            if o.scaler is not None:
-                torch.save(o.scaler.state_dict(), tmp / "scaler.pt")
+            o.policy.save_pretrained(tmp, state_dict=contents["weights"])
+            if contents["ema"] is not None:
+                o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"])
+            torch.save(contents["optimizer"], tmp / "optimizer.pt")
+            if contents["scaler"] is not None:
+                torch.save(contents["scaler"], tmp / "scaler.pt")
             (tmp / SCHEDULER).write_text(json.dumps({**self.settings.schedule, "step": step}))
-            (tmp / TRAINER_STATE).write_text(json.dumps(asdict(state), indent=2))
+            (tmp / TRAINER_STATE).write_text(json.dumps(contents["trainer_state"], indent=2))
             shutil.copyfile(store.root.parent / "config.yaml", tmp / "config.yaml")  # rendered once at start
             final = store.commit(step, best=best)
 
-        if ctx.is_main and not any_failed:
-            failure = store.guarded_write(step, write_main)
-        if ctx.is_main and (failure is not None or any_failed):
+        failure = store.guarded_write(step, write_main)
+        if failure is not None:
             store.abort(step)
-        main_failure = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
-        text = str(failure) if failure is not None else main_failure
-        if text is None and any_failed:
-            text = f"could not write checkpoint step {step}: a write failed on another rank (see its log)"
-        if text is None:
-            return final
+        self._writer_result = {"final": final, "failure": failure}
+        return final, failure
+
+    def _failed(self, text: str) -> None:
         if self.settings.on_save_error == "stop":
             raise SaveFailed(f"{text} Stopping (training.on_save_error=stop); free space, then --resume auto.")
         logging.getLogger("atlas").error(f"{text} Training continues (training.on_save_error=continue).")

@@ -60,10 +60,26 @@ class TrainingConfig(Section):
     val_interval: int = Field(1000, ge=0, description="Validate every N optimizer steps (0: never).")
     val_batches: int | None = Field(None, gt=0, description="Cap validation at this many micro-batches per process.")
     checkpoint_interval: int = Field(1000, gt=0, description="Save a checkpoint every N optimizer steps and at the end.")
+    async_checkpoint: bool = Field(
+        False, description="Copy the checkpoint's state to host memory and write it in a background thread (same "
+        "atomic commit, manifest and latest rules; at most one save in flight); training waits only for the copy."
+    )
     checkpoints_total_limit: int | None = Field(
         None, gt=0, description="Keep at most this many step checkpoints (never pruning best or latest)."
     )
     log_interval: int = Field(10, gt=0, description="Write training metrics every N optimizer steps.")
+    compile: bool = Field(
+        False, description="torch.compile the per-block modules (fusion blocks, a trainable vision backbone, the "
+        "readout denoiser) in place; compile time is logged and excluded from samples_per_s."
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = Field(
+        "default", description="torch.compile mode; the CUDA-graph modes (reduce-overhead, max-autotune) need "
+        "gradient accumulation 1 and no dynamic_batch_size."
+    )
+    compile_backend: Literal["inductor", "aot_eager", "eager"] = Field(
+        "inductor", description="torch.compile backend: inductor (generates kernels), aot_eager (traces forward "
+        "and backward without generating code: fast to compile, for checking a model compiles)."
+    )
     strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
         "auto",
         description="Multi-process strategy: auto/ddp (replicated), fsdp (FSDP2: weights, gradients, optimizer "

@@ -31,6 +31,7 @@ from atlas.engine.checkpoint import (
     full_weights,
 )
 from atlas.engine.clock import StepClock
+from atlas.engine.compile import compile_policy
 from atlas.engine.ema import EMA
 from atlas.engine.faults import FaultInjector
 from atlas.engine.metrics import MetricLogger
@@ -98,6 +99,8 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
     _, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)  # freezes multiplier-0 modules
     for line in group_lines:
         log.info(line)
+    if tc.compile:  # in place, after freezing (a frozen backbone is not compiled), before any wrapping
+        compile_policy(policy, tc.compile_mode, tc.compile_backend, log)
     num_params, num_trainable = policy.num_parameters(), policy.num_parameters(True)  # before ZeRO-3 empties them
     log.info(f"policy {cfg.model.preset}: {num_params:,} params, {num_trainable:,} trainable")
 
@@ -114,7 +117,8 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
     objects = TrainingObjects(policy, strategy, optimizer, strategy.grad_scaler(), ema, ctx)
     schedule = schedule_record(plan.learning_rate, tc.lr_scheduler, tc.warmup_steps, tc.max_steps, tc.min_lr)
     checkpointer = Checkpointer(CheckpointStore(run_dir / "checkpoints", tc.checkpoints_total_limit), objects,
-                                CheckpointSettings(tc.checkpoint_interval, tc.on_save_error, schedule))
+                                CheckpointSettings(tc.checkpoint_interval, tc.on_save_error, schedule,
+                                                   tc.async_checkpoint))
     if resume_from:
         checkpointer.load(resume_from)
     else:

@@ -8,6 +8,7 @@ however the step is split.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ import torch
 from atlas.data.loader import resplit, valid_elements
 from atlas.engine import distributed as D
 from atlas.engine.checkpoint import TrainerState
+from atlas.engine.compile import graphs_compiled
 from atlas.engine.oom import halve
 from atlas.engine.schedules import apply_learning_rate, learning_rate_at
 from atlas.loop.parts import RunParts
@@ -27,6 +29,8 @@ class StepResult:
     valid: torch.Tensor  # valid action elements per rank (this step's share of the loss's denominator)
     grad_norm: torch.Tensor  # zero for a non-finite step
     stop: bool  # some rank was asked to stop (agreed on the step's all-reduce)
+    seconds: float = 0.0  # wall time of the step
+    compiled_graphs: int = 0  # graphs torch.compile built during this step (its time is compile time)
 
 
 def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool) -> tuple[bool, bool, torch.Tensor,
@@ -73,6 +77,9 @@ def _forward_backward(parts: RunParts, state: TrainerState, step: int, micro_bat
         parts.log.warning(message)
         if parts.ctx.device.type == "cuda":
             torch.cuda.empty_cache()
+        if parts.cfg.training.compile:
+            parts.log.info(f"torch.compile: the compiled blocks recompile for micro-batch {new_micro} (expected "
+                           "after a back-off; later steps reuse it)")
         micro_batches = resplit(micro_batches, new_micro)
         batches.reset(new_micro, new_acc, batches.position)
         state.micro_batch_size, state.gradient_accumulation_steps = new_micro, new_acc
@@ -81,6 +88,7 @@ def _forward_backward(parts: RunParts, state: TrainerState, step: int, micro_bat
 def run_step(parts: RunParts, state: TrainerState, step: int, stop_requested: bool) -> StepResult:
     tc, timers = parts.cfg.training, parts.timers
     parts.clock.advance(step)
+    start, graphs = time.perf_counter(), graphs_compiled() if tc.compile else 0
     with timers.phase("data_wait"):
         micro_batches = parts.batches.next_step()
     lr = learning_rate_at(step, parts.plan.learning_rate, tc.lr_scheduler, tc.warmup_steps, tc.max_steps, tc.min_lr)
@@ -101,5 +109,6 @@ def run_step(parts: RunParts, state: TrainerState, step: int, stop_requested: bo
     # a non-finite step stays out of the logged loss, so metrics.jsonl never holds NaN
     ok = torch.isfinite(loss_sum)
     zero = torch.zeros_like(loss_sum)
+    compiled = graphs_compiled() - graphs if tc.compile else 0
     return StepResult(lr, torch.where(ok, loss_sum, zero), torch.where(ok, valid, zero),
-                      grad_norm.detach().float() if finite else zero, stop)
+                      grad_norm.detach().float() if finite else zero, stop, time.perf_counter() - start, compiled)

@@ -160,6 +160,21 @@ def _check_min_lr(cfg: AtlasConfig, batch: BatchPlan) -> None:
                           f"{scaled}: the {t.lr_scheduler} decay would climb instead of decaying; lower min_lr")
 
 
+def _check_compile(cfg: AtlasConfig, accumulation: int) -> None:
+    from atlas.engine.compile import CUDA_GRAPH_MODES
+
+    t, mo = cfg.training, cfg.memory_optimization
+    if not t.compile or t.compile_mode not in CUDA_GRAPH_MODES:
+        return
+    if accumulation > 1 or mo.dynamic_batch_size:
+        why = (f"gradient accumulation ({accumulation} micro-batches per step)" if accumulation > 1
+               else "memory_optimization.dynamic_batch_size (the batch shape changes on a back-off)")
+        raise ConfigError(
+            f"training.compile_mode={t.compile_mode} captures CUDA graphs, whose output buffers the next replay "
+            f"overwrites: that breaks with {why}. Use training.compile_mode=default or "
+            "max-autotune-no-cudagraphs, or one micro-batch per step")
+
+
 def _memory_plan(cfg: AtlasConfig, hardware: Hardware, batch: BatchPlan, precision: str, probe) -> tuple:
     """(memory record, the planner's plans, warnings): the configured micro-batch with the config's own
     memory options, and the planner's choice for the same effective batch."""
@@ -210,6 +225,7 @@ def resolve_run_plan(cfg: AtlasConfig, hardware: Hardware | None = None, resumed
                      f"{batch.effective_batch_size}, accumulation {resumed.gradient_accumulation_steps}"
                      f"→{batch.gradient_accumulation_steps}")
     _check_min_lr(cfg, batch)
+    _check_compile(cfg, batch.gradient_accumulation_steps)
     mo = cfg.memory_optimization
     ckpt, mea = mo.gradient_checkpointing, mo.memory_efficient_attention
     memory, planner = None, {}

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from train_helpers import REPO, TINY
 
 TIMEOUT = 240
