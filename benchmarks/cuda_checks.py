@@ -9,7 +9,11 @@
    `dynamic_batch_size` on; the run must halve, keep the effective batch and finish under the cap;
 4. resume on CUDA: a run stopped at step 20 and resumed to 40 against one straight run (loss per step, weights);
 5. `auto_micro_batch` under the OOM case's cap: the planner's choice is applied and must fit (`--cases auto`);
-6. `atlas plan --measure`: real steps on the device calibrate the MFU of the time estimates (`--cases measure`).
+6. `atlas plan --measure`: real steps on the device calibrate the MFU of the time estimates (`--cases measure`);
+7. `training.compile` (`--cases compile`): eager and compiled runs of atlas-small and atlas-base side by side,
+   50 steps each: samples/s, the loop's own `mfu`, compile seconds, and the loss curves' largest difference;
+8. `training.async_checkpoint` (`--cases async`): rdt-1b's checkpoint cost to the loop (`time/checkpoint_ms`),
+   synchronous beside asynchronous.
 
 `python benchmarks/cuda_checks.py --out DIR` prints one table last and writes `cuda_checks.json` and each run's
 train.log under DIR. `--smoke` shrinks every case to run on a CPU in a minute (the pipeline, not the figures).
@@ -249,6 +253,33 @@ def resume_case(overrides: list[str], out: Path) -> dict:
     return result
 
 
+def compile_case(name: str, overrides: list[str], out: Path) -> dict:
+    """Eager then compiled, same seed and steps: throughput, MFU as the loop logs it, loss curves compared."""
+    steps = ["training.max_steps=50", "training.log_interval=1", "training.checkpoint_interval=1000"]
+    sides = {}
+    for side, extra in (("eager", []), ("compiled", ["training.compile=true"])):
+        summary = train(out / f"{name}-{side}", overrides + steps + extra, timeout=900)
+        rows = [r for r in metrics(out / f"{name}-{side}") if "loss" in r]
+        timed = [r for r in rows[5:] if "samples_per_s" in r] or rows
+        sides[side] = {"samples_per_s": statistics.median(r["samples_per_s"] for r in timed),
+                       "mfu": statistics.median(r.get("mfu", 0.0) for r in timed),
+                       "compile_s": summary["time_s"].get("compile", 0.0), "losses": [r["loss"] for r in rows]}
+    diff = max(abs(a - b) for a, b in zip(sides["eager"]["losses"], sides["compiled"]["losses"]))
+    return {"case": name, "max_loss_difference": diff,
+            "speedup": sides["compiled"]["samples_per_s"] / sides["eager"]["samples_per_s"],
+            **{f"{side}_{k}": v for side, d in sides.items() for k, v in d.items() if k != "losses"}}
+
+
+def async_case(overrides: list[str], out: Path) -> dict:
+    """rdt-1b's checkpoint cost to the loop, synchronous and asynchronous (three saves each)."""
+    steps = ["training.max_steps=12", "training.log_interval=4", "training.checkpoint_interval=4"]
+    result = {}
+    for side, extra in (("sync", []), ("async", ["training.async_checkpoint=true"])):
+        summary = train(out / f"ckpt-{side}", overrides + steps + extra, timeout=900)
+        result[f"{side}_checkpoint_s_per_save"] = summary["time_s"].get("checkpoint", 0.0) / 3
+    return result
+
+
 def device_name() -> str:
     return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
@@ -268,7 +299,7 @@ def table(results: dict) -> str:
             f"| {r['model_tflops']:.1f} | {r.get('mfu_vs_matmul', 0):.2f} / {r.get('mfu_vs_datasheet', 0):.2f} "
             f"| {r['measured_allocated_gib'] or 0:.2f} | {r['predicted']['tensors_gib']:.2f} "
             f"| {r.get('predicted_over_measured', 0):.2f} | {r.get('total_predicted_over_reserved_plus_context', 0):.2f} |")
-    for key in ("oom", "auto", "resume", "measure"):
+    for key in ("oom", "auto", "resume", "measure", "compile", "async"):
         lines += ["", f"{key}: {json.dumps(results.get(key), default=str)}"]
     return "\n".join(lines)
 
@@ -292,7 +323,9 @@ def main() -> None:
     special = {"oom": lambda: oom_case(COMMON + CASES["atlas-base"] + extra, out, args.smoke),
                "resume": lambda: resume_case(COMMON + CASES["atlas-small"] + ["data.batch_size=64"] + extra, out),
                "auto": lambda: auto_case(COMMON + CASES["atlas-base"] + extra, out, args.smoke),
-               "measure": lambda: measure_case(COMMON + CASES["rdt-1b"] + extra, out)}
+               "measure": lambda: measure_case(COMMON + CASES["rdt-1b"] + extra, out),
+               "compile": lambda: [compile_case(n, COMMON + CASES[n] + extra, out) for n in ("atlas-small", "atlas-base")],
+               "async": lambda: async_case(COMMON + CASES["rdt-1b"] + extra, out)}
     for name in wanted:  # in the order asked: the most telling first, in case the lease runs out
         started = time.perf_counter()
         try:

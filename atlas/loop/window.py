@@ -66,6 +66,10 @@ class MetricWindow:
         }
         if counted:  # a window of compiling steps only has no throughput to report
             record["samples_per_s"] = counted * effective / max(elapsed - self.compile_s, 1e-9)
+            basis = parts.plan.mfu_basis  # CUDA with a known peak: the model FLOPs share of it, per GPU
+            if basis:
+                achieved = record["samples_per_s"] * basis["train_flops_per_sample"] / parts.ctx.world_size
+                record["mfu"] = round(achieved / basis["peak_flops_per_s"], 4)
         for group in parts.optimizer.param_groups:
             record[f"lr/{group['name']}"] = group["lr"]
         parts.metrics.log(record, step)

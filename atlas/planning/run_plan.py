@@ -38,6 +38,7 @@ class Hardware:
     # `atlas train` on a GPU: a memory planner that fails is a warning, never a reason to stop a run the user
     # configured by hand; `atlas plan` lets the failure show
     planner_failure_is_warning: bool = False
+    peak_tflops: float | None = None  # this GPU's dense bf16 peak (found by its CUDA name): MFU's denominator
 
     @property
     def has_gpu(self) -> bool:
@@ -46,14 +47,18 @@ class Hardware:
     @classmethod
     def of_this_process(cls, device, world_size: int) -> Hardware:
         """The hardware `atlas train` runs on: the real GPU's memory, the launcher's precision."""
-        memory = None
+        memory, peak = None, None
         if device.type == "cuda":
             import torch
 
+            from atlas.planning.hardware import gpu_from_device_name
+
             memory = torch.cuda.get_device_properties(device).total_memory / GIB
+            spec = gpu_from_device_name(torch.cuda.get_device_name(device))
+            peak = spec.bf16_tflops if spec is not None else None
         launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "").lower() or None
         return cls(world_size=world_size, gpu_memory_gb=memory, launcher_precision=launcher,
-                   planner_failure_is_warning=True)
+                   planner_failure_is_warning=True, peak_tflops=peak)
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ class RunPlan:
     profile: str | None = None
     samples_per_epoch: int | None = None
     memory_plan: dict | None = None  # on a GPU: {"budget_gb", "configured": {...}, "suggested": {...}}
+    # MFU's terms on a GPU whose peak is known: {"train_flops_per_sample", "peak_flops_per_s"} (None: no MFU)
+    mfu_basis: dict | None = None
     notes: tuple[str, ...] = ()  # what the plan decided and why: one log line each
     warnings: tuple[str, ...] = ()  # what the user should know before spending the GPU time
     # planner.Plan objects behind `memory` ("configured", "suggested"), for `atlas plan`'s rendering
@@ -245,11 +252,15 @@ def resolve_run_plan(cfg: AtlasConfig, hardware: Hardware | None = None, resumed
                             gradient_accumulation_steps=s["gradient_accumulation_steps"])
             notes.append(f"auto_micro_batch: micro-batch {batch.micro_batch_size}, accumulation "
                          f"{batch.gradient_accumulation_steps} (checkpointing={ckpt}, efficient attention={mea})")
+    mfu_basis = None
+    if planner and hardware.peak_tflops:
+        flops = planner["configured"].probe.train_flops_per_sample
+        mfu_basis = {"train_flops_per_sample": flops, "peak_flops_per_s": hardware.peak_tflops * 1e12}
     return RunPlan(
         micro_batch_size=batch.micro_batch_size, gradient_accumulation_steps=batch.gradient_accumulation_steps,
         world_size=batch.world_size, effective_batch_size=batch.effective_batch_size,
         base_learning_rate=batch.base_learning_rate, learning_rate=batch.learning_rate, lr_scaling=batch.lr_scaling,
         base_batch_size=batch.base_batch_size, min_lr=cfg.training.min_lr, mixed_precision=precision,
         gradient_checkpointing=ckpt, memory_efficient_attention=mea, profile=cfg.profile, memory_plan=memory,
-        notes=tuple(notes), warnings=tuple(warnings), planner=planner,
+        mfu_basis=mfu_basis, notes=tuple(notes), warnings=tuple(warnings), planner=planner,
     )
