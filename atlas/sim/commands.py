@@ -22,6 +22,8 @@ def collect(args: argparse.Namespace) -> int:
             cameras=args.cameras,
             seed=args.seed,
             workers=args.workers,
+            overwrite=getattr(args, "overwrite", False),
+            append=getattr(args, "append", False),
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
