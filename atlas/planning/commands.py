@@ -17,11 +17,7 @@ def plan(args: argparse.Namespace) -> int:
     gpus = args.gpus or 1
     memory = args.gpu_memory
     if args.gpu:
-        try:
-            find_gpu(args.gpu)
-        except KeyError as err:
-            print(f"atlas plan: {err.args[0]}")
-            return 2
+        find_gpu(args.gpu)  # an unknown name is a ConfigError: one line naming it and the known GPUs, exit 2
     result = make_plan(cfg, gpus, memory, gpu=args.gpu)
     if getattr(args, "measure", False):
         from atlas.planning.measure import calibrate
@@ -32,6 +28,10 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    from atlas.textfile import read_text_file
+
+    # a bounded, checked read first: a folder, /dev/zero, a 3 GB or binary or non-UTF-8 file is one message
+    read_text_file(args.target, "config or launch script")
     setup = read_setup(args.target, args.gpus)
     report = run_doctor(setup, args.recipe, args.gpu_memory)
     print(render_report(report, args.format, getattr(args, "lang", "en")))

@@ -28,11 +28,15 @@ class TextEncoder(nn.Module):
         super().__init__()
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if load_weights:
-            self.model = AutoModel.from_pretrained(path, local_files_only=True)
-        else:
-            self.model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+        from atlas.models.hf_folder import open_hf_folder
+
+        def load(folder: str):
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            if load_weights:
+                return tokenizer, AutoModel.from_pretrained(folder, local_files_only=True)
+            return tokenizer, AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
+
+        self.tokenizer, self.model = open_hf_folder("model.language.path", path, load)
         self.out_dim = int(self.model.config.hidden_size)
         self.frozen = freeze
         self.max_length = max_length
