@@ -145,6 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_config_first(args: argparse.Namespace) -> None:
+    """Config errors of `train`/`plan` in a fraction of a second, before the command imports torch; the
+    command then loads the same config again (milliseconds)."""
+    if getattr(args, "config", None) is not None and hasattr(args, "overrides"):
+        from atlas.config.loader import load_config
+
+        load_config(args.config, args.overrides, profile=getattr(args, "profile", None))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse like argparse, except that KEY=VALUE overrides may also follow the flags (`atlas train --config F
     --resume auto training.max_steps=50`), which argparse alone calls "unrecognized arguments"."""
@@ -163,8 +172,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     module_name, func_name = args.handler.split(":")
-    handler = getattr(importlib.import_module(module_name), func_name)
     try:
+        _check_config_first(args)
+        handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(args) or 0)
     except (ConfigError, DataError) as err:
         print(f"atlas {args.command}: {err}", file=sys.stderr)

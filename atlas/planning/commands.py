@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from atlas.config.errors import ConfigError
 from atlas.config.loader import load_config
 from atlas.planning.doctor import run_doctor
 from atlas.planning.hardware import find_gpu
@@ -27,12 +28,28 @@ def plan(args: argparse.Namespace) -> int:
     return 0 if result.fits else 1
 
 
+def _syntax_hint(text: str) -> str:
+    """The first line bash could not read either (an unbalanced quote ...), the likely cause of a refusal."""
+    from atlas.planning.launch import parse_launch_script
+
+    try:
+        issues = [i for i in parse_launch_script(text).issues if i.kind == "syntax"]
+    except ValueError:
+        return ""
+    return f"; {issues[0].message}" if issues else ""
+
+
 def doctor(args: argparse.Namespace) -> int:
     from atlas.textfile import read_text_file
 
     # a bounded, checked read first: a folder, /dev/zero, a 3 GB or binary or non-UTF-8 file is one message
-    read_text_file(args.target, "config or launch script")
-    setup = read_setup(args.target, args.gpus)
+    text = read_text_file(args.target, "config or launch script")
+    try:
+        setup = read_setup(args.target, args.gpus)
+    except ConfigError:
+        raise
+    except ValueError as err:  # the launch-script reader's own refusals (no launch command ...), said with the file
+        raise ConfigError(f"{args.target}: {err}{_syntax_hint(text)}") from None
     report = run_doctor(setup, args.recipe, args.gpu_memory)
     print(render_report(report, args.format, getattr(args, "lang", "en")))
     return report.exit_code
