@@ -236,6 +236,14 @@ def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
 
 
+def _is_own(folder: Path) -> bool:
+    """Sealed by Atlas as the step it is named after: the manifest verifies by size, the trainer state (when
+    there is one) holds that step. A user's renamed copy fails the second test and is never pruned."""
+    if verify(folder, checksums=False) is not None:
+        return False
+    return not (folder / TRAINER_STATE).exists() or trainer_state_problem(folder) is None
+
+
 class CheckpointStore:
     """The `checkpoints/` folder of a run: save, point, prune, find the newest complete one."""
 
@@ -344,7 +352,7 @@ class CheckpointStore:
         if not self.total_limit:
             return []
         keep = {p for p in (self.pointer(n) for n in POINTERS) if p is not None}
-        dirs = [p for p in self.step_dirs() if verify(p, checksums=False) is None]
+        dirs = [p for p in self.step_dirs() if _is_own(p)]
         removed = []
         for path in dirs:
             if len(dirs) - len(removed) <= self.total_limit:

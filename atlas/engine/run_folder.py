@@ -47,9 +47,13 @@ def check_run_folder(run_dir: str | Path, resuming: bool) -> None:
     (their own config.yaml, the folder of --config, a home folder), or, for a fresh run, an earlier run.
     Called before anything is written into the folder (like `git clone` into a non-empty directory)."""
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
+    try:
+        exists = run_dir.exists()
+    except OSError as err:
+        raise ConfigError(f"--output-dir {run_dir}: {err.strerror or err}") from None
+    if exists and not run_dir.is_dir():
         raise ConfigError(f"--output-dir {run_dir} is a file, not a folder; choose a folder for the run")
-    if not run_dir.exists():
+    if not exists:
         reason = unwritable_reason(run_dir / "train.log")
         if reason:
             raise ConfigError(f"--output-dir {run_dir}: cannot create the run folder: {reason}")
@@ -128,11 +132,11 @@ def setup_logging(run_dir: Path, is_main: bool) -> logging.Logger:
     console.setFormatter(logging.Formatter("[atlas] %(message)s"))
     logger.addHandler(console)
     if is_main:
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ConfigError(f"--output-dir {run_dir} is a file, not a folder; choose a folder for the run")
         try:
+            if run_dir.exists() and not run_dir.is_dir():
+                raise ConfigError(f"--output-dir {run_dir} is a file, not a folder; choose a folder for the run")
             run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
+        except OSError as err:  # not a directory on the way, name too long, read-only, permission
             raise ConfigError(f"--output-dir {run_dir}: cannot create the run folder: {err.strerror or err}") from None
         # delay: the file is created at the first log line, after check_run_folder (in resolve_resume) has run
         file_handler = logging.FileHandler(run_dir / "train.log", delay=True)

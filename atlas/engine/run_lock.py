@@ -90,10 +90,10 @@ def hold_run_folder(run_dir: str | Path, enabled: bool = True,
         yield None
         return
     run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--output-dir {run_dir} is a file, not a folder; choose a folder for the run")
-    created = not run_dir.exists()
     try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ConfigError(f"--output-dir {run_dir} is a file, not a folder; choose a folder for the run")
+        created = not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ConfigError(f"--output-dir {run_dir}: cannot create the run folder: {err.strerror or err}") from None

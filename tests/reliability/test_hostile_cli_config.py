@@ -4,7 +4,6 @@ traceback, never a silent wrong result, bounded memory (see hostile_cli.py for w
 from __future__ import annotations
 
 import pytest
-
 from hostile_cli import Case, judge, run_cases, write
 
 TINY = """\
