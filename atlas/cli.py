@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f": {err.filename}" if err.filename else ""
         print(f"atlas {args.command}: {err.strerror or err}{where}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop's own handling: what was being written is dropped
+        print(f"atlas {args.command}: interrupted", file=sys.stderr)
+        return 130
     except MemoryError:
         print(f"atlas {args.command}: out of memory (host RAM); use a smaller data.batch_size or model", file=sys.stderr)
         return 1
