@@ -1,4 +1,8 @@
-"""`atlas plan` and `atlas doctor`: read arguments, call the planner / doctor, print."""
+"""`atlas plan` and `atlas doctor`: read arguments, call the planner / doctor, print.
+
+The planner and doctor (and torch with them) are imported inside the commands, after the cheap check of
+the target file, so that a wrong path or an unreadable file is reported in a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,13 @@ import argparse
 
 from atlas.config.errors import ConfigError
 from atlas.config.loader import load_config
-from atlas.planning.doctor import run_doctor
-from atlas.planning.hardware import find_gpu
-from atlas.planning.planner import make_plan
-from atlas.planning.render import render_plan, render_report
-from atlas.planning.setup import read_setup
 
 
 def plan(args: argparse.Namespace) -> int:
+    from atlas.planning.hardware import find_gpu
+    from atlas.planning.planner import make_plan
+    from atlas.planning.render import render_plan
+
     cfg = load_config(args.config, list(args.overrides or []))
     gpus = args.gpus or 1
     memory = args.gpu_memory
@@ -44,6 +47,10 @@ def doctor(args: argparse.Namespace) -> int:
 
     # a bounded, checked read first: a folder, /dev/zero, a 3 GB or binary or non-UTF-8 file is one message
     text = read_text_file(args.target, "config or launch script")
+    from atlas.planning.doctor import run_doctor
+    from atlas.planning.render import render_report
+    from atlas.planning.setup import read_setup
+
     try:
         setup = read_setup(args.target, args.gpus)
     except ConfigError:
