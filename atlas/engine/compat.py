@@ -28,7 +28,8 @@ def checkpoint_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
 
 
 def shape_differences(saved: dict[str, tuple[int, ...]], policy: nn.Module, limit: int = 6) -> list[str]:
-    """What differs between a checkpoint's tensors and the policy's state dict, in words (at most `limit`)."""
+    """What differs between a checkpoint's tensors and the policy's state dict, in words (at most `limit`
+    lines, the last one counting the rest)."""
     mine = {name: tuple(t.shape) for name, t in policy.state_dict().items()}
     lines = [f"{name}: {list(saved[name])} in the checkpoint, {list(shape)} configured"
              for name, shape in mine.items() if name in saved and saved[name] != shape]
@@ -38,7 +39,9 @@ def shape_differences(saved: dict[str, tuple[int, ...]], policy: nn.Module, limi
         lines.append(f"{len(missing)} tensor(s) of the configured policy not in the checkpoint (e.g. {missing[0]})")
     if extra:
         lines.append(f"{len(extra)} tensor(s) in the checkpoint the configured policy lacks (e.g. {extra[0]})")
-    return lines[:limit]
+    if len(lines) > limit:
+        lines = lines[: limit - 1] + [f"... and {len(lines) - limit + 1} more"]
+    return lines
 
 
 def check_resume_compatible(checkpoint_dir: str | Path, policy: nn.Module) -> None:

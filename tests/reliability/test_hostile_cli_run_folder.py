@@ -146,7 +146,7 @@ CASES = [
     Case("state-a-list", train(*EXPLICIT), names=["trainer_state.json"], setup=trained_copy(edit_state("[2]"))),
     Case("resume-missing-folder", train("--resume", "nowhere"), setup=trained_copy(), names=["--resume", "nowhere"]),
     Case("resume-another-width", train("--resume", "auto", "model.hidden_dim=64"), setup=trained_copy(),
-         names=["model.pretrained", "hidden"]),
+         names=["model.pretrained", "fusion.0.weight: [32, 22] in the checkpoint, [64, 22] configured"]),
     # security canary: a pickle that would run a command is refused, never executed
     Case("pickle-in-optimizer", train(*EXPLICIT), rc=1, setup=trained_copy(pickle_in_optimizer),
          names=["optimizer.pt", "weights_only"], absent=["pwned"]),
