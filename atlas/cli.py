@@ -8,11 +8,46 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 from atlas.config.errors import ConfigError
 from atlas.data.errors import DataError
 from atlas.errors import AtlasError
+
+
+def _int_in(low: int, high: int = 2**31 - 1):
+    """An argparse type: an integer in [low, high], refused at the parser (argparse names the flag)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {low} to {high}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _positive_gb(text: str) -> float:
+    """`--gpu-memory`: a finite number of GB above 0 (nan, inf, -1 would give negative or empty plans)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GB") from None
+    if not math.isfinite(value) or value <= 0 or value > 100_000:
+        raise argparse.ArgumentTypeError(f"{text} GB is not a memory size; expected a number above 0 (e.g. 80)")
+    return value
+
+
+POSITIVE = _int_in(1)
+SEED = _int_in(0, 2**31 - 1)
+GPUS = _int_in(1, 65536)
+WORKERS = _int_in(1, 256)
+IMAGE_SIZE = _int_in(8, 1024)  # MuJoCo renders at least a few pixels; a 1024 px frame is 3 MB
 
 
 def _add_train(sub) -> None:
@@ -21,7 +56,7 @@ def _add_train(sub) -> None:
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", default=None, help="auto (the run folder's latest checkpoint) or a checkpoint folder")
     p.add_argument("--profile", default=None, help="hardware profile: cpu, gpu_24gb, gpu_48gb, gpu_80gb, auto")
-    p.add_argument("--nproc", type=int, default=None, help="start this many processes with torchrun")
+    p.add_argument("--nproc", type=GPUS, default=None, help="start this many processes with torchrun")
     # `python -m torch.distributed.launch` (seed 001's legacy form) passes --local-rank; LOCAL_RANK is read instead
     p.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. training.max_steps=50")
@@ -32,12 +67,15 @@ def _add_collect(sub) -> None:
     p = sub.add_parser("collect", help="collect demonstrations in simulation")
     p.add_argument("env", choices=["metaworld"], help="simulator")
     p.add_argument("--tasks", required=True, help="comma-separated task names, e.g. reach-v3,push-v3")
-    p.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
-    p.add_argument("--out", required=True, help="output HDF5 file")
-    p.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=64)
+    p.add_argument("--episodes", type=POSITIVE, required=True, help="successful episodes per task")
+    p.add_argument("--out", required=True, help="output HDF5 file (refused if it exists, unless --overwrite or --append)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing --out (at the end, once collection succeeded)")
+    mode.add_argument("--append", action="store_true", help="add the new episodes to an existing --out file")
+    p.add_argument("--image-size", "--image_size", dest="image_size", type=IMAGE_SIZE, default=64)
     p.add_argument("--cameras", default="corner2", help="comma-separated camera names ('' for none)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="worker processes")
+    p.add_argument("--seed", type=SEED, default=0)
+    p.add_argument("--workers", type=WORKERS, default=1, help="worker processes")
     p.set_defaults(handler="atlas.sim.commands:collect")
 
 
@@ -46,16 +84,16 @@ def _add_eval(sub) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (or run folder: its best/latest)")
     p.add_argument("--env", default="metaworld")
     p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the training tasks)")
-    p.add_argument("--episodes", type=int, default=50, help="episodes per task")
-    p.add_argument("--exec-horizon", "--exec_horizon", dest="exec_horizon", type=int, default=None)
-    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=int, default=None)
+    p.add_argument("--episodes", type=POSITIVE, default=50, help="episodes per task")
+    p.add_argument("--exec-horizon", "--exec_horizon", dest="exec_horizon", type=POSITIVE, default=None)
+    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=POSITIVE, default=None)
     p.add_argument("--record-video", "--record_video", dest="record_video", action="store_true")
     p.add_argument("--video-dir", "--video_output_dir", "--video-output-dir", dest="video_dir", default=None)
     p.add_argument("--weights", choices=["ema", "raw"], default="ema", help="EMA weights when present, or raw")
-    p.add_argument("--workers", type=int, default=1, help="worker processes running episodes")
-    p.add_argument("--seed", type=int, default=1000, help="first evaluation seed (disjoint from collection)")
+    p.add_argument("--workers", type=WORKERS, default=1, help="worker processes running episodes")
+    p.add_argument("--seed", type=SEED, default=1000, help="first evaluation seed (disjoint from collection)")
     p.add_argument("--benchmark", default=None, help="LIBERO benchmark (with --env libero)")
-    p.add_argument("--num-tasks", "--num_tasks", dest="num_tasks", type=int, default=None)
+    p.add_argument("--num-tasks", "--num_tasks", dest="num_tasks", type=POSITIVE, default=None)
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default=None)
     p.set_defaults(handler="atlas.sim.commands:evaluate")
@@ -65,9 +103,9 @@ def _add_doctor(sub) -> None:
     p = sub.add_parser("doctor", help="check a config or launch script against known recipes")
     p.add_argument("target", help="Atlas YAML config or shell launch script")
     p.add_argument("--recipe", default=None)
-    p.add_argument("--gpus", type=int, default=None)
-    p.add_argument("--gpu-memory", "--gpu_memory", dest="gpu_memory", type=float, default=None, help="GB per GPU")
-    p.add_argument("--cpus", type=int, default=None,
+    p.add_argument("--gpus", type=GPUS, default=None)
+    p.add_argument("--gpu-memory", "--gpu_memory", dest="gpu_memory", type=_positive_gb, default=None, help="GB per GPU")
+    p.add_argument("--cpus", type=GPUS, default=None,
                    help="CPU cores of the training machine (for the loader-worker check; default: unknown)")
     p.add_argument("--model", default=None, help="model preset a launch script trains, when the doctor cannot tell")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table")
@@ -78,8 +116,8 @@ def _add_doctor(sub) -> None:
 def _add_plan(sub) -> None:
     p = sub.add_parser("plan", help="fit a config to the hardware: micro-batch, accumulation, memory, time")
     p.add_argument("--config", required=True)
-    p.add_argument("--gpus", type=int, default=None)
-    p.add_argument("--gpu-memory", "--gpu_memory", dest="gpu_memory", type=float, default=None, help="GB per GPU")
+    p.add_argument("--gpus", type=GPUS, default=None)
+    p.add_argument("--gpu-memory", "--gpu_memory", dest="gpu_memory", type=_positive_gb, default=None, help="GB per GPU")
     p.add_argument("--gpu", default=None, help="GPU name from the table (4090, A100-80, H100 ...)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--measure", action="store_true", help="time a few real steps and calibrate")
@@ -110,17 +148,52 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_config_first(args: argparse.Namespace) -> None:
+    """Config errors of `train`/`plan` in a fraction of a second, before the command imports torch; the
+    command then loads the same config again (milliseconds)."""
+    if getattr(args, "config", None) is not None and hasattr(args, "overrides"):
+        from atlas.config.loader import load_config
+
+        load_config(args.config, args.overrides, profile=getattr(args, "profile", None))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse like argparse, except that KEY=VALUE overrides may also follow the flags (`atlas train --config F
+    --resume auto training.max_steps=50`), which argparse alone calls "unrecognized arguments"."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")] if hasattr(args, "overrides") else []
+    unknown = [a for a in extra if a not in overrides]
+    if unknown:
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    if overrides:
+        args.overrides = list(args.overrides or []) + overrides
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     module_name, func_name = args.handler.split(":")
-    handler = getattr(importlib.import_module(module_name), func_name)
     try:
+        _check_config_first(args)
+        handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(args) or 0)
     except (ConfigError, DataError) as err:
         print(f"atlas {args.command}: {err}", file=sys.stderr)
         return 2
     except AtlasError as err:
         print(f"atlas {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file the command could not read or write: name it, as git and pip do
+        where = f": {err.filename}" if err.filename else ""
+        print(f"atlas {args.command}: {err.strerror or err}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop's own handling: what was being written is dropped
+        print(f"atlas {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"atlas {args.command}: out of memory (host RAM); use a smaller data.batch_size or model", file=sys.stderr)
         return 1
 
 

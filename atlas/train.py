@@ -27,9 +27,11 @@ import torch
 from atlas.config import AtlasConfig, dump_config, load_config
 from atlas.engine import distributed as D
 from atlas.engine.checkpoint import TrainerState, read_schedule
+from atlas.engine.finite import improves
 from atlas.engine.metrics import gpu_memory_peaks
 from atlas.engine.nonfinite import NonFiniteError  # noqa: F401 - raised from the loop; tests import it here
 from atlas.engine.run_folder import resolve_resume, setup_logging
+from atlas.engine.run_lock import hold_run_folder
 from atlas.engine.schedules import schedule_change
 from atlas.engine.signals import StopRequest
 from atlas.engine.watchdog import Watchdog
@@ -86,7 +88,8 @@ def train(cfg: AtlasConfig, output_dir: str | Path, resume: str | None = None) -
     ctx = D.init_distributed()
     clean = False
     try:
-        summary = _train(cfg, Path(output_dir), resume, ctx)
+        with hold_run_folder(output_dir, enabled=ctx.is_main):  # a second run into the folder is refused
+            summary = _train(cfg, Path(output_dir), resume, ctx)
         clean = True
         return summary
     finally:
@@ -134,6 +137,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
             success = evaluation.run(step) if evaluation.due(step, last) else None
             is_best = _track_best(state, cfg.eval.select_best_by, val_loss, success)
             if parts.checkpointer.due(step, last, is_best, stopped):
+                parts.guard.check_weights(parts.policy, step, parts.checkpointer.store.pointer("latest"))
                 with parts.timers.phase("checkpoint"):
                     path = parts.checkpointer.save(step, state, best=is_best)
                 if path is not None:
@@ -204,9 +208,7 @@ def _write_run_files(parts: RunParts, run_dir: Path) -> None:
 def _track_best(state: TrainerState, select_best_by: str, val_loss: float | None, success: float | None) -> bool:
     """Best follows the lowest val_loss, or the highest success rate (eval.select_best_by); never a NaN."""
     score = (None if success is None else -success) if select_best_by == "success_rate" else val_loss
-    if score is None or not math.isfinite(score):
-        return False
-    if state.best_metric is not None and score >= state.best_metric:
+    if not improves(score, state.best_metric):
         return False
     state.best_metric, state.best_step = score, state.step
     return True

@@ -10,11 +10,15 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 # YAML 1.1 (and code that builds configs from parsed flags) turns these words into booleans; a field whose
-# valid values are words gets the word back (see atlas/config/yaml_words.py for files and overrides).
+# valid values are words gets the word back (see atlas/config/yaml_loader.py for files and overrides).
 _WORDS_FOR = {False: ("no", "off", "false", "none"), True: ("yes", "on", "true")}
+
+# Integers beyond this are never a setting, only a typo or an attack (2**70 overflows torch and numpy
+# seeds, counters and shapes deep inside the run); floats must be finite (`allow_inf_nan=False`).
+MAX_INT = 2**53
 
 
 def _word_choices(annotation: Any) -> tuple[str, ...]:
@@ -24,10 +28,23 @@ def _word_choices(annotation: Any) -> tuple[str, ...]:
     return tuple(w for arg in typing.get_args(annotation) for w in _word_choices(arg))
 
 
-class Section(BaseModel):
-    """Unknown keys are errors (with did-you-mean, see `atlas.config.errors`), so typos never pass silently."""
+def _too_large(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if abs(value) > MAX_INT else None
+    if isinstance(value, (list, tuple)):
+        return next((v for v in map(_too_large, value) if v is not None), None)
+    if isinstance(value, dict):
+        return _too_large(list(value.values()))
+    return None
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+class Section(BaseModel):
+    """Unknown keys are errors (with did-you-mean, see `atlas.config.errors`), so typos never pass silently;
+    NaN/inf and integers past 2**53 are errors too, so a non-finite hyperparameter never reaches the loop."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(), allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -52,3 +69,11 @@ class Section(BaseModel):
             if word is not None:
                 out[name] = word
         return out
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _bounded_integers(cls, value):
+        huge = _too_large(value)
+        if huge is not None:
+            raise ValueError(f"{huge} is out of range (at most 2**53 in size)")
+        return value

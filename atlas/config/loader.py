@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from atlas.config.errors import ConfigError, describe_validation_error
 from atlas.config.schema import DUPLICATED_SETTINGS, AtlasConfig
-from atlas.config.yaml_words import load_yaml
+from atlas.config.yaml_loader import load_yaml_text
+from atlas.textfile import read_text_file
 
 PROFILES = ("cpu", "gpu_24gb", "gpu_48gb", "gpu_80gb")
 
@@ -23,19 +24,20 @@ def configs_dir() -> Path:
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """`training.max_steps=50` → nested dict; values are parsed as YAML scalars (50 → int, 1e-4 → float)."""
+    """`training.max_steps=50` → nested dict; values are parsed as YAML scalars (50 → int, 1e-4 → float,
+    '"2.0"' → the string 2.0)."""
     nested: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
             raise ConfigError(f"override {pair!r} is not KEY=VALUE (e.g. training.max_steps=50)")
         key, raw = pair.split("=", 1)
         try:
-            value = load_yaml(raw) if raw != "" else None
+            value = load_yaml_text(raw) if raw != "" else None
+        except ConfigError as err:
+            raise ConfigError(f"override {key.strip()}={raw!r}: {err}") from None
         except yaml.YAMLError as err:
             problem = str(err).splitlines()[0]
             raise ConfigError(f"override {key.strip()}={raw!r}: the value is not valid YAML ({problem})") from None
-        if isinstance(value, str):
-            value = _yaml_number(value)
         node = nested
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -44,14 +46,6 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
                 raise ConfigError(f"override {pair!r} sets a key below a plain value")
         node[parts[-1]] = value
     return nested
-
-
-def _yaml_number(text: str) -> Any:
-    """YAML 1.1 reads `1e-4` as a string; users mean a float."""
-    try:
-        return float(text) if any(c in text for c in "eE.") else text
-    except ValueError:
-        return text
 
 
 def canonicalize(layer: dict) -> dict:
@@ -90,25 +84,16 @@ def deep_merge(base: dict, top: dict) -> dict:
 
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
+    text = read_text_file(path, "config file")
     try:
-        data = load_yaml(path.read_text()) or {}
+        data = load_yaml_text(text) or {}
+    except ConfigError as err:
+        raise ConfigError(f"config file {path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(data).__name__}")
-    return _floats_from_strings(data)
-
-
-def _floats_from_strings(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {k: _floats_from_strings(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_floats_from_strings(v) for v in node]
-    if isinstance(node, str):
-        return _yaml_number(node)
-    return node
+    return data
 
 
 def detect_profile() -> str:

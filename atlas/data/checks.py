@@ -10,7 +10,36 @@ from atlas.data.errors import DataError, where
 from atlas.data.hdf5source import KeyLayout, list_keys
 
 
-def episode_problem(group: h5py.Group, layout: KeyLayout, path: str, name: str) -> tuple[int, str | None]:
+def _width(dataset: h5py.Dataset) -> int:
+    """Values per step: the product of the dimensions after the first (1 for a [T] column)."""
+    return int(np.prod(dataset.shape[1:], dtype=np.int64)) if dataset.ndim > 1 else 1
+
+
+def width_problem(datasets: dict, layout: KeyLayout, path: str, name: str,
+                  widths: dict[str, tuple[int, str]] | None) -> str | None:
+    """Actions and state need at least one value per step, and the same number in every episode and file
+    (`widths` carries the first episode's sizes across the files of one dataset)."""
+    sizes = {"action": _width(datasets["action"]),
+             "state": sum(_width(d) for label, d in datasets.items() if label.startswith("state:"))}
+    for what, size in sizes.items():
+        key = layout.action if what == "action" else ", ".join(layout.state)
+        if size == 0:
+            return f"{where(path, name, key)}: 0 {what} values per step; a policy needs at least one"
+        if widths is None:
+            continue
+        first = widths.setdefault(what, (size, where(path, name)))
+        if first[0] != size:
+            return (f"{where(path, name, key)}: {size} {what} values per step, but {first[1]} has {first[0]}; "
+                    "every episode of a dataset must have the same state and action size")
+    for label, dataset in datasets.items():
+        if label.startswith("image/") and dataset.dtype.kind not in "uSOVf" and dataset.dtype != np.uint8:
+            return (f"{where(path, name, layout.datasets()[label])}: images of dtype {dataset.dtype}; expected uint8 "
+                    "frames (or floats in [0, 1] / [0, 255], or encoded JPEG/PNG bytes)")
+    return None
+
+
+def episode_problem(group: h5py.Group, layout: KeyLayout, path: str, name: str,
+                    widths: dict[str, tuple[int, str]] | None = None) -> tuple[int, str | None]:
     """(length, None) for a good episode; (0, message) naming the file, episode and key otherwise."""
     datasets = {}
     for label, key in layout.datasets().items():
@@ -31,6 +60,9 @@ def episode_problem(group: h5py.Group, layout: KeyLayout, path: str, name: str) 
                 f"{where(path, name, key)}: has {rows} steps but {layout.action} has {length}; "
                 "state, images and actions must have one row per step"
             )
+    problem = width_problem(datasets, layout, path, name, widths)
+    if problem:
+        return 0, problem
     try:
         for label in ["action"] + [k for k in datasets if k.startswith("state:")]:
             values = np.asarray(datasets[label][()], dtype=np.float64)
@@ -50,6 +82,7 @@ class BadEpisodes:
     def __init__(self, skip: bool) -> None:
         self.skip = skip
         self.skipped: list[str] = []
+        self.widths: dict[str, tuple[int, str]] = {}  # state/action size of the first good episode
 
     def report(self, problem: str) -> None:
         if not self.skip:

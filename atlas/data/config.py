@@ -33,7 +33,9 @@ class ImageAugConfig(Section):
 class DataConfig(Section):
     path: str | None = Field(None, description="HDF5 file or folder of files; unused for `format: synthetic`.")
     format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha.")
-    batch_size: int = Field(8, gt=0, description="Micro-batch per device (per GPU/process), as in the seeds.")
+    batch_size: int = Field(
+        8, gt=0, le=2**16, description="Micro-batch per device (per GPU/process), as in the seeds (at most 65536)."
+    )
     sampling: Literal["all_steps", "random_episode"] = Field(
         "all_steps",
         description="all_steps: every (episode, t) once per epoch (seed 000); random_episode: RDT's episode-then-step draw.",
@@ -82,13 +84,13 @@ class DataConfig(Section):
         default_factory=ImageAugConfig, description="Training-time image augmentation on the device (true: defaults)."
     )
     # synthetic data (tests and smoke runs)
-    state_dim: int = Field(8, gt=0, description="synthetic: state vector size.")
-    action_dim: int = Field(4, gt=0, description="synthetic: action vector size.")
-    num_episodes: int = Field(16, gt=0, description="synthetic: number of episodes.")
-    episode_length: int = Field(40, gt=0, description="synthetic: steps per episode (episodes vary by up to 25% around it).")
-    image_size: int = Field(0, ge=0, description="synthetic: square image size (0: no images).")
-    num_cameras: int = Field(1, ge=0, description="synthetic: cameras per frame when image_size > 0.")
-    num_tasks: int = Field(2, gt=0, description="synthetic: number of tasks (each with its own instruction).")
+    state_dim: int = Field(8, gt=0, le=4096, description="synthetic: state vector size.")
+    action_dim: int = Field(4, gt=0, le=4096, description="synthetic: action vector size.")
+    num_episodes: int = Field(16, gt=0, le=100_000, description="synthetic: number of episodes.")
+    episode_length: int = Field(40, gt=0, le=100_000, description="synthetic: steps per episode (episodes vary by up to 25% around it).")
+    image_size: int = Field(0, ge=0, le=1024, description="synthetic: square image size (0: no images).")
+    num_cameras: int = Field(1, ge=0, le=16, description="synthetic: cameras per frame when image_size > 0.")
+    num_tasks: int = Field(2, gt=0, le=1000, description="synthetic: number of tasks (each with its own instruction).")
 
     @field_validator("normalization")
     @classmethod

@@ -88,6 +88,37 @@ def read_rows(dataset: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
     return dataset[lo:hi][rows - lo]
 
 
+def float_frames_to_uint8(frames: np.ndarray, place: str) -> np.ndarray:
+    """Float frames as the uint8 the pipeline expects: [0, 1] scaled by 255, [0, 255] rounded (the transform
+    divides by 255 later; unconverted [0, 1] floats would become black frames). Other ranges are refused."""
+    finite = np.isfinite(frames)
+    if not finite.all():
+        raise DataError(f"{place}: float images hold NaN/inf values")
+    low, high = (float(frames.min()), float(frames.max())) if frames.size else (0.0, 0.0)
+    if low < 0.0 or high > 255.0:
+        raise DataError(f"{place}: float images with values in [{low:g}, {high:g}]; expected [0, 1] or [0, 255]")
+    scale = 255.0 if high <= 1.0 else 1.0
+    return np.rint(frames.astype(np.float64) * scale).astype(np.uint8)
+
+
+def float_image_notes(episodes: list[EpisodeRef], layout: KeyLayout) -> list[str]:
+    """A log line per camera stored as floats (read from the first episode), so the conversion is never silent."""
+    if not episodes or not layout.images:
+        return []
+    notes = []
+    try:
+        with h5py.File(episodes[0].path, "r") as handle:
+            group = handle[episodes[0].group] if episodes[0].group else handle
+            for camera, key in layout.images.items():
+                dataset = group.get(key)
+                if isinstance(dataset, h5py.Dataset) and dataset.dtype.kind == "f":
+                    notes.append(f"data: camera {camera} stores {dataset.dtype} frames; converted to uint8 "
+                                 "(values in [0, 1] x 255, values in [0, 255] rounded)")
+    except (OSError, KeyError, ValueError):
+        return []
+    return notes
+
+
 class HDF5Source:
     """Episodes of HDF5 files with one key layout; implements `EpisodeSource`."""
 
@@ -96,7 +127,7 @@ class HDF5Source:
         self.layout = layout
         self.cameras = list(layout.images)
         self.metadata = dict(metadata or {})
-        self.notes: list[str] = []  # log lines of the indexing (skipped episodes ...)
+        self.notes: list[str] = float_image_notes(episodes, layout)  # log lines of the indexing (skipped episodes ...)
         self._handles: OrderedDict[str, h5py.File] = OrderedDict()
         self._datasets: dict[tuple[str, str, str], h5py.Dataset] = {}  # skips h5py's path lookup per read
         self._pid = os.getpid()
@@ -169,6 +200,8 @@ class HDF5Source:
             else:
                 unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
                 frames = np.stack([decode_jpeg(as_bytes(dataset[int(r)])) for r in unique])[inverse.reshape(-1)]
+            if frames.dtype != np.uint8 and frames.dtype.kind == "f":
+                frames = float_frames_to_uint8(frames, where(ref.path, ref.name, key))
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise DataError(f"{where(ref.path, ref.name, key)}: frames of shape {tuple(frames.shape[1:])}, "
                                 "expected height x width x 3 (RGB)")

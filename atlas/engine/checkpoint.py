@@ -14,12 +14,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import random
+import re
 import shutil
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -97,24 +99,98 @@ def write_manifest(folder: Path) -> None:
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
 
-def verify(folder: Path) -> str | None:
-    """None when every file of the manifest is present with its size and checksum; else what is wrong."""
+STEP_DIR = re.compile(r"^step_(\d{8})$")  # exactly what step_dir_name writes: `step_00000005.bak` is not ours
+
+
+def step_of_dir(path: Path) -> int | None:
+    """The step of a folder named as Atlas names checkpoints, else None (a user's copy, a foreign folder)."""
+    match = STEP_DIR.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def _manifest_files(folder: Path) -> tuple[dict | None, str | None]:
+    """The manifest's {relative path: {size, sha256}} checked for shape, or (None, what is wrong)."""
     manifest = folder / MANIFEST
     if not manifest.is_file():
-        return f"{folder} has no {MANIFEST} (incomplete write)"
+        return None, f"{folder} has no {MANIFEST} (incomplete write)"
     try:
-        files = json.loads(manifest.read_text())["files"]
-    except (ValueError, KeyError) as err:
-        return f"{manifest} is unreadable: {err}"
+        if manifest.stat().st_size > 16 * 2**20:
+            return None, f"{manifest} is {manifest.stat().st_size} bytes, far larger than any manifest Atlas writes"
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as err:  # ValueError: invalid JSON and non-UTF-8 bytes
+        return None, f"{manifest} is unreadable: {err}"
+    files = data.get("files") if isinstance(data, dict) else None
+    if not isinstance(files, dict):
+        return None, f"{manifest} is not an Atlas manifest (expected {{\"files\": {{path: {{size, sha256}}}}}})"
+    if not files:
+        return None, f"{manifest} lists no files"
+    for rel, entry in files.items():
+        if Path(rel).is_absolute() or ".." in Path(rel).parts:
+            return None, f"{manifest} names {rel!r}, outside the checkpoint folder"
+        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or entry["size"] < 0:
+            return None, f"{manifest}: the entry of {rel!r} has no valid size"
+        if not isinstance(entry.get("sha256"), str):
+            return None, f"{manifest}: the entry of {rel!r} has no sha256"
+    return files, None
+
+
+def verify(folder: Path, checksums: bool = True) -> str | None:
+    """None when every file of the manifest is present with its size (and, with `checksums`, its SHA-256);
+    else what is wrong. Without checksums it costs one stat per file (retention runs it at every save)."""
+    files, problem = _manifest_files(folder)
+    if problem:
+        return problem
     for rel, entry in files.items():
         path = folder / rel
         if not path.is_file():
             return f"{path} is missing"
         if path.stat().st_size != entry["size"]:
             return f"{path} has {path.stat().st_size} bytes, manifest says {entry['size']}"
-        if _sha256(path) != entry["sha256"]:
+        if checksums and _sha256(path) != entry["sha256"]:
             return f"{path} fails its checksum"
     return None
+
+
+def trainer_state_problem(folder: Path, fields: Collection[str] | None = None) -> str | None:
+    """None when `trainer_state.json` is a JSON object the loop can continue from: known keys only (when
+    `fields` is given), non-negative integer counters, a finite or null best_metric, and the step its folder
+    is named after. Else what is wrong, so that a foreign or edited checkpoint is refused by name instead of
+    failing inside the loop with a TypeError."""
+    path = folder / TRAINER_STATE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return f"{path} is missing"
+    except (OSError, ValueError) as err:
+        return f"{path} is not valid JSON: {err}"
+    if not isinstance(data, dict):
+        return f"{path} must hold a JSON object, not {type(data).__name__}"
+    unknown = sorted(set(data) - set(fields)) if fields is not None else []
+    if unknown:
+        return f"{path} has keys Atlas does not write: {', '.join(map(str, unknown))} (known: {', '.join(fields)})"
+    for key, value in data.items():
+        if key in ("best_metric",):
+            if value is not None and (not isinstance(value, (int, float)) or not math.isfinite(value)):
+                return f"{path}: best_metric={value!r} is not a finite number"
+        elif key == "best_step":
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                return f"{path}: best_step={value!r} is not a step number"
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return f"{path}: {key}={value!r} must be a non-negative integer"
+    step = data.get("step")
+    if not isinstance(step, int) or step < 1:
+        return f"{path}: step={step!r}; a checkpoint is written after step 1 or later"
+    named = step_of_dir(folder)
+    if named is not None and named != step:
+        return f"{folder.name} holds step {step} (trainer_state.json): a renamed copy, not the checkpoint of step {named}"
+    return None
+
+
+def checkpoint_problem(folder: Path, state_fields: Collection[str] | None = None) -> str | None:
+    """Everything resuming needs from a folder: the manifest verifies and the trainer state is sane."""
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    return verify(folder) or trainer_state_problem(folder, state_fields)
 
 
 def rng_state() -> dict:
@@ -165,12 +241,27 @@ def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
 
 
 def read_pointer(checkpoints: Path, name: str) -> Path | None:
-    """The folder `checkpoints/<name>` (latest, best) points at, if it is a folder: the one pointer reader."""
-    link = Path(checkpoints) / name
+    """Where `checkpoints/<name>` (latest, best) points, if that is one of the folder's own step folders:
+    the one pointer reader (the store, `atlas eval` and `atlas report` use it)."""
+    root = Path(checkpoints)
+    link = root / name
     if not link.is_symlink():
         return None
-    target = (Path(checkpoints) / os.readlink(link)).resolve()
-    return target if target.is_dir() else None
+    try:
+        target = (root / os.readlink(link)).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return None
+    if target.parent != root.resolve() or step_of_dir(target) is None or not target.is_dir():
+        return None
+    return target
+
+
+def _is_own(folder: Path) -> bool:
+    """Sealed by Atlas as the step it is named after: the manifest verifies by size, the trainer state (when
+    there is one) holds that step. A user's renamed copy fails the second test and is never pruned."""
+    if verify(folder, checksums=False) is not None:
+        return False
+    return not (folder / TRAINER_STATE).exists() or trainer_state_problem(folder) is None
 
 
 class CheckpointStore:
@@ -182,11 +273,14 @@ class CheckpointStore:
         self.faults = SaveFaults.from_env()
 
     def step_dirs(self) -> list[Path]:
+        """Checkpoint folders named exactly as Atlas names them, oldest first (anything else is left alone)."""
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.startswith("step_"))
+        return sorted(p for p in self.root.iterdir()
+                      if step_of_dir(p) is not None and p.is_dir() and not p.is_symlink())
 
     def pointer(self, name: str) -> Path | None:
+        """Where `latest`/`best` point, if that is one of this store's own step folders."""
         return read_pointer(self.root, name)
 
     def set_pointer(self, name: str, target: Path) -> None:
@@ -264,10 +358,12 @@ class CheckpointStore:
         return None
 
     def prune(self) -> list[Path]:
+        """Delete the oldest sealed checkpoints beyond `total_limit`, never `latest`/`best`, never a folder
+        whose manifest does not verify by size (Atlas did not write it, or it is someone's evidence)."""
         if not self.total_limit:
             return []
         keep = {p for p in (self.pointer(n) for n in POINTERS) if p is not None}
-        dirs = self.step_dirs()
+        dirs = [p for p in self.step_dirs() if _is_own(p)]
         removed = []
         for path in dirs:
             if len(dirs) - len(removed) <= self.total_limit:
@@ -278,13 +374,16 @@ class CheckpointStore:
             removed.append(path)
         return removed
 
-    def newest_complete(self, warn: Callable[[str], None] | None = None) -> Path | None:
+    def newest_complete(self, warn: Callable[[str], None] | None = None,
+                        state_fields: Collection[str] | None = None) -> Path | None:
         """The newest step folder that verifies: normally `latest`. A kill between the rename and the
         pointer swap leaves a newer sealed folder than `latest` (used, with a note); a corrupt or
         truncated one is skipped with a warning naming what is wrong."""
         latest = self.pointer("latest")
         for path in reversed(self.step_dirs()):
             problem = verify(path)
+            if problem is None and (path / TRAINER_STATE).exists():  # a renamed copy, a foreign or edited state
+                problem = trainer_state_problem(path, state_fields)
             if problem is None:
                 if latest is not None and warn and path.name > latest.name:
                     warn(f"using {path.name}, which is complete and newer than latest ({latest.name}): "

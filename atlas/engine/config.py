@@ -13,6 +13,11 @@ from pydantic import Field, model_validator
 from atlas.config.base import Section
 from atlas.engine.schedules import SCHEDULES
 
+MAX_STEPS = 10**9
+MAX_SEED = 2**31 - 1  # numpy seeds are 32-bit and the loop adds 1000 x rank
+MAX_BATCH = 2**16  # per device; far above any policy that fits a GPU, far below an allocation that hangs the host
+MAX_ACCUMULATION = 2**16
+
 
 class EMAConfig(Section):
     enabled: bool = Field(False, description="Keep an fp32 exponential moving average of the weights.")
@@ -24,38 +29,42 @@ class EMAConfig(Section):
 
 
 class TrainingConfig(Section):
-    learning_rate: float = Field(1e-4, gt=0.0, description="Peak LR for multiplier-1 parameters, before lr_scaling.")
+    learning_rate: float = Field(
+        1e-4, gt=0.0, le=1.0, description="Peak LR for multiplier-1 parameters, before lr_scaling (at most 1)."
+    )
     min_lr: float = Field(
-        0.0, ge=0.0, description="LR that cosine and linear decay reach at max_steps; at most the scaled peak LR."
+        0.0, ge=0.0, le=1.0, description="LR that cosine and linear decay reach at max_steps; at most the scaled peak LR."
     )
     lr_scheduler: str = Field("cosine", description="constant, cosine or linear; each with linear warmup from 0.")
-    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warmup; step s<=warmup uses lr*s/warmup.")
-    max_steps: int = Field(1000, gt=0, description="Optimizer steps (one per effective batch) of the whole run.")
+    warmup_steps: int = Field(0, ge=0, le=MAX_STEPS, description="Optimizer steps of linear warmup; step s<=warmup uses lr*s/warmup.")
+    max_steps: int = Field(1000, gt=0, le=MAX_STEPS, description="Optimizer steps (one per effective batch) of the whole run.")
     gradient_accumulation_steps: int | None = Field(
-        None, gt=0, description="Micro-batches per optimizer step. None: derived from effective_batch_size (else 1)."
+        None, gt=0, le=MAX_ACCUMULATION, description="Micro-batches per optimizer step. None: derived from effective_batch_size (else 1)."
     )
     batch_size: int | None = Field(
-        None, gt=0, description="Seed 001's place for data.batch_size (per device; must agree if both set)."
+        None, gt=0, le=MAX_BATCH, description="Seed 001's place for data.batch_size (per device; must agree if both set)."
     )
     effective_batch_size: int | None = Field(
-        None, gt=0, description="Samples per optimizer step over all processes; batch_size x world_size x accumulation."
+        None, gt=0, le=MAX_BATCH * MAX_ACCUMULATION, description="Samples per optimizer step over all processes; batch_size x world_size x accumulation."
     )
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(
         "none", description="Scale learning_rate by effective_batch/base_batch_size (linear) or its square root."
     )
     base_batch_size: int | None = Field(
-        None, gt=0, description="Batch the learning_rate was tuned for (default: data.batch_size)."
+        None, gt=0, le=MAX_BATCH * MAX_ACCUMULATION, description="Batch the learning_rate was tuned for (default: data.batch_size)."
     )
     lr_multipliers: dict[str, float] = Field(
         default_factory=dict,
         description="LR multiplier by module-name prefix (vision, language, fusion, action_head); 0 freezes the module.",
     )
-    weight_decay: float = Field(0.01, ge=0.0, description="AdamW decoupled weight decay (never on biases or norm weights).")
-    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
-    adam_eps: float = Field(1e-8, gt=0.0, description="AdamW epsilon.")
+    weight_decay: float = Field(
+        0.01, ge=0.0, le=1.0, description="AdamW decoupled weight decay, at most 1 (never on biases or norm weights)."
+    )
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas, each in [0, 1).")
+    adam_eps: float = Field(1e-8, gt=0.0, le=1.0, description="AdamW epsilon, in (0, 1].")
     max_grad_norm: float | None = Field(1.0, gt=0.0, description="Clip the global grad norm to this (None: no clipping).")
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Autocast dtype; fp16 adds a grad scaler.")
-    seed: int = Field(42, description="Seeds weights, data order, noise and augmentation.")
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="Seeds weights, data order, noise and augmentation (0 to 2**31-1).")
     ema: EMAConfig = Field(default_factory=EMAConfig, description="Exponential moving average of the weights.")
     val_interval: int = Field(1000, ge=0, description="Validate every N optimizer steps (0: never).")
     val_batches: int | None = Field(None, gt=0, description="Cap validation at this many micro-batches per process.")
@@ -109,6 +118,9 @@ class TrainingConfig(Section):
                 f"training.warmup_steps={self.warmup_steps} is longer than the run "
                 f"(training.max_steps={self.max_steps}); the LR would never reach its peak"
             )
+        for i, beta in enumerate(self.adam_betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"training.adam_betas[{i}]={beta} must be in [0, 1) (AdamW: e.g. 0.9, 0.999)")
         return self
 
 

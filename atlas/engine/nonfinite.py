@@ -83,3 +83,18 @@ class NonFiniteGuard:
                        "are from before the non-finite steps); lower the learning rate or check the data")
             self.log.error(message)
             raise NonFiniteError(message)
+
+    def check_weights(self, policy: nn.Module, step: int, last_good) -> None:
+        """Before a checkpoint is written: NaN/inf *weights* (an update can make them from finite gradients)
+        stop the run naming them, so a non-finite checkpoint is never written, let alone linked as best.
+        Checked where a save is due rather than every step (one reduction per tensor; figures in RESULTS.md)."""
+        from atlas.engine.finite import nonfinite_parameters
+
+        bad = nonfinite_parameters(policy.named_parameters())
+        count = D.all_reduce_sum(torch.tensor([float(len(bad))], device=self.ctx.device), self.ctx).item()
+        if count:
+            where = ", ".join(bad) if bad else "on another rank"
+            message = (f"non-finite weights after step {step} ({where}); stopping before writing a checkpoint. "
+                       f"Last good checkpoint: {last_good or 'none written yet'}; lower the learning rate")
+            self.log.error(message)
+            raise NonFiniteError(message)

@@ -31,6 +31,7 @@ from atlas.engine.checkpoint import (
     full_weights,
 )
 from atlas.engine.clock import StepClock
+from atlas.engine.compat import check_resume_compatible
 from atlas.engine.compile import compile_policy
 from atlas.engine.ema import EMA
 from atlas.engine.faults import FaultInjector
@@ -108,6 +109,8 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
         groups, _ = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
         return build_optimizer(groups, plan.learning_rate, tc.adam_betas, tc.adam_eps, strategy.fused_optimizer)
 
+    if resume_from:  # the same model as configured, or a message naming the tensors that differ
+        check_resume_compatible(resume_from, policy)
     weights = full_weights(resume_from, str(ctx.device)) if resume_from else None
     model, optimizer = strategy.setup(policy, make_optimizer, weights)
     log.info(f"strategy: {strategy.label} over {ctx.world_size} process(es)")

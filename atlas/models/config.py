@@ -19,9 +19,9 @@ class ModelConfig(Section):
         "mlp", description="Policy preset (mlp, atlas-tiny, atlas-small, atlas-base, atlas-vggt, rdt-1b); "
         "it sets defaults that explicit fields override."
     )
-    action_horizon: int = Field(16, gt=0, description="Action chunk length predicted per observation.")
-    hidden_dim: int = Field(256, gt=0, description="mlp: hidden width.")
-    num_layers: int = Field(3, gt=0, description="mlp: hidden layers.")
+    action_horizon: int = Field(16, gt=0, le=4096, description="Action chunk length predicted per observation.")
+    hidden_dim: int = Field(256, gt=0, le=65536, description="mlp: hidden width.")
+    num_layers: int = Field(3, gt=0, le=1024, description="mlp: hidden layers.")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout probability.")
     unified_dim: int | None = Field(
         None, gt=0, description="Pad state and action into one space of this size (RDT: 128); None: the data's sizes."

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from atlas.config.errors import ConfigError
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
 from atlas.models.base import Policy, masked_loss
@@ -43,7 +44,7 @@ class AtlasPolicy(Policy):
         width, layers = cfg.fusion.width, cfg.fusion.adaptor_layers
         self.unified_dim = cfg.unified_dim
         if self.unified_dim is not None and self.unified_dim < max(meta.state_dim, meta.action_dim):
-            raise ValueError(
+            raise ConfigError(
                 f"model.unified_dim={self.unified_dim} is smaller than the data's state ({meta.state_dim}) "
                 f"or action ({meta.action_dim}) size"
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from atlas.config.errors import ConfigError
 from atlas.units import GB, GIB  # noqa: F401 - re-exported for the planner's callers
 
 # Stated constants (see DESIGN: estimates must say what they assume).
@@ -48,6 +49,12 @@ GPUS: dict[str, GPUSpec] = {
 _ALIASES = {"RTX4090": "4090", "A100": "A100-80", "A100-80GB": "A100-80", "A100-40GB": "A100-40", "H100-80": "H100"}
 
 
+class UnknownGPU(ConfigError, KeyError):
+    """A GPU name the table lacks: a config error for the CLI, a KeyError for callers that look names up."""
+
+    __str__ = BaseException.__str__  # KeyError's own quotes the message
+
+
 def find_gpu(name: str) -> GPUSpec:
     """Look a GPU up by table name, case-insensitively, with a few common spellings."""
     key = name.strip().upper().replace("_", "-").replace(" ", "")
@@ -55,7 +62,12 @@ def find_gpu(name: str) -> GPUSpec:
     for gpu_name, spec in GPUS.items():
         if gpu_name.upper() == key:
             return spec
-    raise KeyError(f"GPU {name!r} is not in the table; known: {', '.join(GPUS)}")
+    import difflib
+
+    close = difflib.get_close_matches(key, [g.upper() for g in GPUS], n=1, cutoff=0.5)
+    hint = f"did you mean {next(g for g in GPUS if g.upper() == close[0])}? " if close else ""
+    raise UnknownGPU(f"--gpu: GPU {name!r} is not in the table; {hint}known: {', '.join(GPUS)} "
+                     "(or give its memory with --gpu-memory GB)")
 
 
 def gpu_from_device_name(device_name: str) -> GPUSpec | None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from atlas.config.errors import ConfigError
 from atlas.config.loader import configs_dir
-from atlas.config.yaml_words import load_yaml
+from atlas.config.yaml_loader import load_yaml_text
 
 
 @dataclass
@@ -35,7 +35,7 @@ def recipes_dir() -> Path:
 def load_recipes() -> dict[str, Recipe]:
     out = {}
     for path in sorted(recipes_dir().glob("*.yaml")):
-        data = load_yaml(path.read_text())
+        data = load_yaml_text(path.read_text())
         out[data["name"]] = Recipe(data["name"], data.get("description", ""), data.get("match", {}),
                                    list(data.get("atlas", [])), data.get("parameters", {}),
                                    (data.get("attention_dispatch") or {}).get("value"))

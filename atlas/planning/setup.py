@@ -156,8 +156,10 @@ def setup_from_yaml(path: str | Path, gpus: int | None = None) -> Setup:
 
 def read_setup(path: str | Path, gpus: int | None = None) -> Setup:
     """YAML by extension or content; anything else is read as a shell script."""
+    from atlas.textfile import read_text_file
+
     path = Path(path)
-    text = path.read_text()
+    text = read_text_file(path, "launch script")
     if path.suffix in (".yaml", ".yml"):
         return setup_from_yaml(path, gpus)
     return setup_from_script(text, gpus)

@@ -26,7 +26,7 @@ def report(args) -> int:
     try:
         path = write_report(args.run_dir)
     except FileNotFoundError as err:
-        print(f"atlas report: {err}", file=sys.stderr)
+        print(f"atlas report: {err.args[0] if err.args else err}", file=sys.stderr)
         return 2
     print(f"report written to {path}")
     return 0

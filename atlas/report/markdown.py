@@ -29,8 +29,8 @@ def _fmt(value) -> str:
 def batch_arithmetic(plan: dict) -> list[str]:
     """The effective batch written out, so a reader can check it against the config by hand."""
     needed = ("micro_batch_size", "gradient_accumulation_steps", "world_size", "effective_batch_size")
-    if not all(k in plan for k in needed):
-        return ["plan.json is missing or incomplete; no batch arithmetic."]
+    if not all(isinstance(plan.get(k), int) and not isinstance(plan.get(k), bool) and plan[k] > 0 for k in needed):
+        return ["plan.json is missing, incomplete or not Atlas's; no batch arithmetic."]
     micro, acc, world, eff = (plan[k] for k in needed)
     product = micro * acc * world
     lines = [f"- effective batch = micro_batch_size × gradient_accumulation_steps × world_size "
@@ -46,7 +46,7 @@ def batch_arithmetic(plan: dict) -> list[str]:
         else:
             how = f"{_fmt(base)} (lr_scaling={scaling})"
         lines.append(f"- learning rate = {how} = **{_fmt(plan['learning_rate'])}**")
-    if plan.get("samples_per_epoch"):
+    if isinstance(plan.get("samples_per_epoch"), int) and plan["samples_per_epoch"] > 0:
         n = plan["samples_per_epoch"]
         lines.append(f"- steps per epoch = ceil({n} samples / {eff}) = **{math.ceil(n / eff)}**")
     return lines

@@ -38,8 +38,11 @@ class RunData:
         steps, values = [], []
         for record in self.metrics:
             value = record.get(key)
+            step = record.get("step", len(steps) + 1)
+            if not isinstance(step, int) or isinstance(step, bool):
+                continue  # a line written by something else: no step to plot it at
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-                steps.append(int(record.get("step", len(steps) + 1)))
+                steps.append(step)
                 values.append(float(value))
         return steps, values
 
@@ -62,7 +65,7 @@ def _step_of(checkpoint: Path) -> int | None:
     if state.is_file():
         try:
             return int(json.loads(state.read_text())["step"])
-        except (ValueError, KeyError, json.JSONDecodeError):
+        except (ValueError, KeyError, TypeError, OSError):
             pass
     digits = checkpoint.name.rsplit("_", 1)[-1]
     return int(digits) if digits.isdigit() else None
@@ -87,7 +90,7 @@ def read_evals(run_dir: Path) -> dict[str, dict]:
     for path in sorted(run_dir.glob("eval*.json")):
         try:
             data = json.loads(path.read_text())
-        except (json.JSONDecodeError, OSError):
+        except (ValueError, OSError):
             continue
         if isinstance(data, dict) and isinstance(data.get("tasks"), dict):
             out[path.name] = data
@@ -102,8 +105,10 @@ def load_run(run_dir: str | Path) -> RunData:
     plan = {}
     if (run_dir / "plan.json").is_file():
         try:
-            plan = json.loads((run_dir / "plan.json").read_text())
+            plan = json.loads((run_dir / "plan.json").read_text(errors="replace"))
         except json.JSONDecodeError:
+            plan = {}
+        if not isinstance(plan, dict):  # valid JSON, but not the object Atlas writes
             plan = {}
     config = run_dir / "config.yaml"
     return RunData(
@@ -111,7 +116,7 @@ def load_run(run_dir: str | Path) -> RunData:
         metrics=metrics,
         skipped_lines=skipped,
         plan=plan,
-        config_text=config.read_text() if config.is_file() else "",
+        config_text=config.read_text(errors="replace") if config.is_file() else "",
         best=find_best(run_dir, metrics),
         latest=read_pointer(run_dir / "checkpoints", "latest"),
         evals=read_evals(run_dir),

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas.config.errors import ConfigError
-from atlas.config.yaml_words import load_yaml
 from atlas.engine.checkpoint import read_pointer
 from atlas.models.base import WEIGHTS_NAME as WEIGHTS
 
@@ -52,18 +51,55 @@ def choose_weights(directory: Path, which: str = "ema") -> tuple[Path, str]:
 
 def load_run_config(directory: Path) -> dict:
     """The resolved run config saved with the checkpoint (or in its run folder); {} when absent."""
+    from atlas.config.loader import read_yaml
 
     for candidate in (directory / "config.yaml", directory.parent.parent / "config.yaml"):
         if candidate.is_file():
-            return load_yaml(candidate.read_text()) or {}
+            return read_yaml(candidate)
     return {}
 
 
-def load_checkpoint(path: str | Path, which: str = "ema", device: str = "cpu") -> LoadedCheckpoint:
-    from atlas.models.base import Policy
+def _load_policy(directory: Path, weights: Path, device: str):
+    """Policy.from_pretrained, with every way a foreign or damaged folder fails said as one error naming it."""
+    import json
 
+    from pydantic import ValidationError
+
+    from atlas.config.errors import describe_validation_error
+    from atlas.engine.checkpoint import CheckpointError
+    from atlas.engine.compat import checkpoint_shapes, shape_differences
+    from atlas.models.base import Policy
+    from atlas.models.config import ModelConfig
+    from atlas.models.registry import build_policy_on_meta
+
+    config_file = directory / "config.json"
+    try:
+        config = json.loads(config_file.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--checkpoint: {config_file} is not valid JSON ({err})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or not isinstance(config.get("meta"), dict):
+        raise ConfigError(f"--checkpoint: {config_file} is not an Atlas policy config (needs 'model' and 'meta' objects)")
+    try:
+        from atlas.data.episodes import DatasetMeta
+
+        shapes_only = build_policy_on_meta(ModelConfig(**config["model"]), DatasetMeta.from_dict(config["meta"]))
+    except ValidationError as err:
+        raise describe_validation_error(err, ModelConfig, str(config_file)) from None
+    except (TypeError, KeyError, ValueError) as err:
+        raise ConfigError(f"--checkpoint: {config_file} describes no policy Atlas can build ({type(err).__name__}: {err})") from None
+    differences = shape_differences(checkpoint_shapes(weights), shapes_only)
+    if differences:
+        raise CheckpointError(f"--checkpoint: {weights} does not hold the weights of the policy {config_file} "
+                              "describes:\n  " + "\n  ".join(differences))
+    try:
+        return Policy.from_pretrained(directory, weights=weights, device=device)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+        raise ConfigError(f"--checkpoint: {directory} cannot be loaded ({type(err).__name__}: {err})") from None
+
+
+def load_checkpoint(path: str | Path, which: str = "ema", device: str = "cpu") -> LoadedCheckpoint:
     directory = resolve_checkpoint(path)
     weights, kind = choose_weights(directory, which)
-    policy = Policy.from_pretrained(directory, weights=weights, device=device)
+    policy = _load_policy(directory, weights, device)
     policy.eval()
     return LoadedCheckpoint(policy, directory, weights, kind, load_run_config(directory))

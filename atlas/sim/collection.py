@@ -11,6 +11,7 @@ import json
 import multiprocessing as mp
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,23 +101,86 @@ def collect(
     max_steps: int = 500,
     max_attempts: int | None = None,
     progress: bool = True,
+    overwrite: bool = False,
+    append: bool = False,
 ) -> dict:
     """Collect `episodes` successful expert demos per task into `out` (robomimic layout).
 
+    An existing `out` is refused unless `overwrite` or `append`; episodes are written to a temporary file
+    renamed over `out` only when the collection finished (see atlas/sim/collect_output.py).
     Returns {"tasks": {task: {"episodes", "tried", "expert_success_rate"}}, "frames" (all simulated,
     kept or not), "wall_time_s", "out"}.
     """
-    from tqdm import tqdm
-
+    from atlas.sim import collect_output as output
     from atlas.sim.robomimic_writer import RobomimicWriter
 
+    out = Path(out)
     task_list = parse_tasks(tasks)
     camera_list = [c.strip() for c in cameras.split(",")] if isinstance(cameras, str) else list(cameras)
     camera_list = [c for c in camera_list if c]
     if episodes <= 0:
         raise ValueError("episodes must be positive")
+    if image_size <= 0:
+        raise ValueError(f"--image-size must be positive, got {image_size}")
+    output.check_output(out, overwrite, append)
+    check_cameras(task_list[0], camera_list)
     cap = max_attempts or 20 * episodes + 20
-    writer = RobomimicWriter(out, _env_args(task_list, image_size, camera_list, seed, max_steps))
+    env_args = _env_args(task_list, image_size, camera_list, seed, max_steps)
+    previous = None
+    if append:
+        env_args = output.merged_env_args(output.existing_env_args(out), env_args, out)
+        previous = out
+    tmp = output.start_temporary(out, append)
+    try:
+        writer = RobomimicWriter(tmp, env_args, append=append)
+        job = _Job(task_list, episodes, camera_list, image_size, seed, workers, max_steps, cap)
+        result = _collect_into(writer, job, progress)
+        writer.close(output.merged_collection(previous, result["tasks"]) if previous else result["tasks"])
+        output.finish(tmp, out)
+    except BaseException:  # Ctrl-C and errors alike: the user's --out is as it was, no partial file is left
+        if "writer" in locals():
+            writer.abort()
+        output.discard(tmp)
+        raise
+    return {**result, "out": str(out)}
+
+
+def check_cameras(task: str, cameras: list[str]) -> None:
+    """ValueError naming the unknown camera (and the valid ones) before any episode is simulated."""
+    if not cameras:
+        return
+    from atlas.sim.metaworld_env import MetaWorldEnv, ScriptedExpert
+
+    if task not in _ENVS:
+        _ENVS[task] = (MetaWorldEnv(task), ScriptedExpert(task))
+    known = _ENVS[task][0].camera_names
+    unknown = [c for c in cameras if c not in known]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ValueError(f"--cameras: unknown camera {unknown[0]!r}; {hint}valid: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class _Job:
+    tasks: list[str]
+    episodes: int
+    cameras: list[str]
+    image_size: int
+    seed: int
+    workers: int
+    max_steps: int
+    cap: int
+
+
+def _collect_into(writer, job: _Job, progress: bool) -> dict:
+    """The collection loop: rounds of attempts per task, the first `episodes` successes kept in k order."""
+    from tqdm import tqdm
+
+    task_list, episodes, camera_list, image_size = job.tasks, job.episodes, job.cameras, job.image_size
+    seed, workers, max_steps, cap = job.seed, job.workers, job.max_steps, job.cap
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     run = pool.imap_unordered if pool else map
     summary: dict[str, dict] = {}
@@ -162,9 +226,8 @@ def collect(
         if pool:
             pool.close()
             pool.join()
-    writer.close(summary)
     wall = time.perf_counter() - start
-    return {"tasks": summary, "frames": frames, "wall_time_s": round(wall, 2), "out": str(out)}
+    return {"tasks": summary, "frames": frames, "wall_time_s": round(wall, 2)}
 
 
 def format_summary(result: dict) -> str:

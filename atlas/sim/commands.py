@@ -22,6 +22,8 @@ def collect(args: argparse.Namespace) -> int:
             cameras=args.cameras,
             seed=args.seed,
             workers=args.workers,
+            overwrite=getattr(args, "overwrite", False),
+            append=getattr(args, "append", False),
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
@@ -32,6 +34,20 @@ def collect(args: argparse.Namespace) -> int:
 def _section(config: dict, name: str) -> dict:
     value = config.get(name)
     return value if isinstance(value, dict) else {}
+
+
+def _check_outputs(out: Path, video_dir: Path | None) -> None:
+    from atlas.textfile import unwritable_reason
+
+    reason = unwritable_reason(out)
+    if reason:
+        raise ConfigError(f"--out {out}: cannot write the results there: {reason}")
+    if video_dir is not None:
+        if video_dir.exists() and not video_dir.is_dir():
+            raise ConfigError(f"--video-dir {video_dir} is a file, not a folder")
+        reason = unwritable_reason(video_dir / "probe.mp4")
+        if reason:
+            raise ConfigError(f"--video-dir {video_dir}: cannot write videos there: {reason}")
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -54,6 +70,7 @@ def evaluate(args: argparse.Namespace) -> int:
     obs_horizon = int(data_cfg.get("obs_horizon") or getattr(policy, "obs_horizon", 1) or 1)
     out = Path(args.out) if args.out else loaded.directory / "eval.json"
     video_dir = Path(args.video_dir) if args.video_dir else out.parent / "videos"
+    _check_outputs(out, video_dir if args.record_video else None)  # before the evaluation, not after it
     print(f"checkpoint {loaded.directory} ({loaded.weights_kind} weights: {loaded.weights.name}) on {device}")
     try:
         summary = evaluate_policy(

@@ -8,7 +8,10 @@ rolled by 180 degrees, so frames are rotated (rows *and* columns flipped) to com
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import signal
+import threading
 import weakref
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first `import mujoco`
@@ -36,13 +39,40 @@ def _close_live() -> None:
         renderer.close()
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """Hold SIGINT/SIGTERM until the block is done, then hand them to the handlers that were in place.
+
+    A Ctrl-C inside `mujoco.Renderer.__init__` leaves a half-built object whose `__del__` prints a traceback
+    at exit. Python handlers run in the main thread only, so swapping them (not a thread's signal mask:
+    the kernel may deliver to any other thread) defers the signal wherever it lands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    signals = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, lambda number, frame: pending.append(number)) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for sig in pending[:1]:
+            handler = old[sig]
+            if callable(handler):
+                handler(sig, None)  # default_int_handler raises KeyboardInterrupt here, after the block
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), sig)
+
+
 class CameraRenderer:
     """Renders named cameras of one model at a fixed size; frames uint8 [H, W, 3], upright."""
 
     def __init__(self, model: mujoco.MjModel, height: int, width: int) -> None:
         model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
         model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
-        self.renderer = mujoco.Renderer(model, height, width)
+        with _signals_deferred():  # Ctrl-C inside Renderer.__init__ leaves an object whose __del__ raises at exit
+            self.renderer = mujoco.Renderer(model, height, width)
         self.size = (height, width)
         _LIVE.add(self)
         global _EXIT_HOOK

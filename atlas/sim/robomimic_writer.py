@@ -7,7 +7,8 @@
   data/demo_<i>/rewards, dones, success
   demo attrs: task, language_instruction, seed, num_samples
 
-Datasets carry no timestamps, so the same episodes give the same bytes.
+Datasets carry no timestamps, so the same episodes give the same bytes. The writer writes whatever path
+it is given; `atlas.sim.collection` gives it a temporary file and renames it over `--out` at the end.
 """
 
 from __future__ import annotations
@@ -20,16 +21,21 @@ import numpy as np
 
 
 class RobomimicWriter:
-    """Appends episodes as demo_0, demo_1, ... in the order they are given."""
+    """Appends episodes as demo_0, demo_1, ... in the order they are given (after any already in the file)."""
 
-    def __init__(self, path: str | Path, env_args: dict) -> None:
+    def __init__(self, path: str | Path, env_args: dict, append: bool = False) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(self.path, "w", track_order=False)
-        self.data = self.file.create_group("data")
+        self.file = h5py.File(self.path, "a" if append else "w", track_order=False)
+        if append:
+            self.data = self.file["data"]
+            self.num_demos = len([k for k in self.data if k.startswith("demo_")])
+            self.total = int(self.data.attrs.get("total", 0))
+        else:
+            self.data = self.file.create_group("data")
+            self.num_demos = 0
+            self.total = 0
         self.data.attrs["env_args"] = json.dumps(env_args, sort_keys=True)
-        self.num_demos = 0
-        self.total = 0
 
     def add(self, episode: dict) -> str:
         """episode: state, actions, rewards, dones, success arrays, images {camera: [T,H,W,3]}, task, instruction, seed."""
@@ -59,3 +65,8 @@ class RobomimicWriter:
         self.data.attrs["total"] = self.total
         self.data.attrs["collection"] = json.dumps(collection, sort_keys=True)
         self.file.close()
+
+    def abort(self) -> None:
+        """Close without sealing (the caller deletes the temporary file)."""
+        if self.file.id.valid:
+            self.file.close()

@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "seed_yaml"
 # Seed blocks that are complete config fragments and must load as written.
 LOADABLE = ["001_0", "001_1", "001_2", "001_4", "001_5", "003_0", "003_1", "003_2", "003_3", "004_0", "004_1", "004_2"]
 # Seed fragments written without their section: Atlas must say which section the key belongs in.
-MISPLACED = {"001_3": "training.val_interval", "003_4": "data.batch_size", "003_5": "memory_optimization.max_memory_usage"}
+MISPLACED = {"003_4": "data.batch_size", "003_5": "memory_optimization.max_memory_usage"}
 
 
 @pytest.mark.parametrize("name", LOADABLE)
@@ -37,6 +37,12 @@ def test_seed_values_land_in_the_canonical_fields():
 def test_misplaced_seed_fragments_name_the_right_section(name, suggestion):
     with pytest.raises(ConfigError, match=f"did you mean {suggestion}"):
         load_config(FIXTURES / f"{name}.yaml")
+
+
+def test_a_seed_fragment_listing_alternatives_names_the_repeated_key_and_its_lines():
+    """Seed 001's block 3 lists three `val_interval:` alternatives; YAML would keep the last silently."""
+    with pytest.raises(ConfigError, match="key 'val_interval' is given twice \\(on line 3 and on line 6\\)"):
+        load_config(FIXTURES / "001_3.yaml")
 
 
 def test_disagreeing_duplicate_keys_name_both(tmp_path):

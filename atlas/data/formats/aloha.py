@@ -78,7 +78,7 @@ def build_aloha(cfg: DataConfig, seed: int) -> HDF5Source:
         with open_file(path) as handle:
             if layout is None:
                 layout = choose_layout(handle, cfg, path)
-            length, problem = episode_problem(handle, layout, path, name)
+            length, problem = episode_problem(handle, layout, path, name, bad.widths)
             if problem:
                 bad.report(problem)
                 continue

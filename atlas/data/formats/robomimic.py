@@ -73,7 +73,7 @@ def choose_layout(obs: h5py.Group, cfg: DataConfig, path: str, episode: str) -> 
         check(cfg.image_keys)
         image_keys = list(cfg.image_keys)
     else:
-        image_keys = [k for k in have if obs[k].dtype == "uint8" and obs[k].ndim == 4]
+        image_keys = [k for k in have if obs[k].ndim == 4 and obs[k].shape[-1] == 3 and obs[k].dtype.kind in "uf"]
     if cfg.obs_keys is not None:
         check(cfg.obs_keys)
         state_keys = list(cfg.obs_keys)
@@ -112,7 +112,7 @@ def build_robomimic(cfg: DataConfig, seed: int) -> HDF5Source:
                     if not isinstance(obs, h5py.Group):
                         raise DataError(f"{where(path, demo, 'obs')}: missing; the episode has: {', '.join(list_keys(group))}")
                     layout = choose_layout(obs, cfg, path, demo)
-                length, problem = episode_problem(group, layout, path, demo)
+                length, problem = episode_problem(group, layout, path, demo, bad.widths)
                 if problem:
                     bad.report(problem)
                     continue

@@ -8,8 +8,8 @@ from atlas.config.base import Section
 
 
 class FusionConfig(Section):
-    width: int = Field(128, gt=0, description="Token width of the fusion transformer.")
-    depth: int = Field(4, gt=0, description="Number of pre-norm transformer blocks.")
+    width: int = Field(128, gt=0, le=65536, description="Token width of the fusion transformer.")
+    depth: int = Field(4, gt=0, le=1024, description="Number of pre-norm transformer blocks.")
     num_heads: int = Field(4, gt=0, description="Attention heads (must divide width).")
     mlp_ratio: float = Field(4.0, gt=0, description="MLP hidden width as a multiple of width (RDT: 1.0).")
     qk_norm: bool = Field(False, description="LayerNorm on queries and keys per head (RDT, VGGT).")

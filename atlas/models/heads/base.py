@@ -11,6 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from atlas.config.errors import ConfigError
 from atlas.models.heads.readout import Predictor, ReadoutDenoiser
 from atlas.models.layers import sinusoidal
 
@@ -38,9 +39,9 @@ class ActionHead(nn.Module):
     ) -> None:
         super().__init__()
         if denoiser not in DENOISERS:
-            raise ValueError(f"model.head.denoiser: {denoiser!r} is not one of {', '.join(DENOISERS)}")
+            raise ConfigError(f"model.head.denoiser: {denoiser!r} is not one of {', '.join(DENOISERS)}")
         if noise_samples > 1 and denoiser != "mlp":
-            raise ValueError(
+            raise ConfigError(
                 f"model.head.noise_samples={noise_samples} needs model.head.denoiser=mlp: with the transformer "
                 "denoiser each draw costs a whole transformer pass, the same as a larger batch"
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from atlas.config.errors import ConfigError
 from atlas.models.heads.base import ActionHead
 from atlas.models.heads.config import HeadConfig
 from atlas.registry import registrar
@@ -43,12 +44,12 @@ def _l1(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHea
     from atlas.models.heads.l1 import L1Head
 
     if cfg.denoiser != "transformer" or cfg.noise_samples != 1:
-        raise ValueError("model.head.name=l1 regresses in one transformer pass: model.head.denoiser and noise_samples "
+        raise ConfigError("model.head.name=l1 regresses in one transformer pass: model.head.denoiser and noise_samples "
                          "apply to the flow and diffusion heads only")
     return L1Head(action_dim, horizon, width)
 
 
 def build_head(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
     if cfg.name not in HEADS:
-        raise ValueError(f"model.head.name: unknown head {cfg.name!r}; valid: {', '.join(sorted(HEADS))}")
+        raise ConfigError(f"model.head.name: unknown head {cfg.name!r}; valid: {', '.join(sorted(HEADS))}")
     return HEADS[cfg.name](cfg, action_dim, horizon, width)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from atlas.config.errors import ConfigError
 from atlas.data.episodes import DatasetMeta
 from atlas.models.language.config import LanguageConfig
 from atlas.registry import registrar
@@ -37,12 +38,12 @@ def _hf(cfg: LanguageConfig, meta: DatasetMeta, load_weights: bool) -> nn.Module
     from atlas.models.language.text import TextEncoder
 
     if not cfg.path:
-        raise ValueError("model.language.path: the hf encoder needs a local folder of a transformers model")
+        raise ConfigError("model.language.path: the hf encoder needs a local folder of a transformers model")
     return TextEncoder(cfg.path, cfg.freeze, cfg.max_length, normalize=False, load_weights=load_weights)
 
 
 def build_encoder(cfg: LanguageConfig, meta: DatasetMeta, load_weights: bool = True) -> nn.Module | None:
     if cfg.name not in ENCODERS:
-        raise ValueError(f"model.language.name: unknown encoder {cfg.name!r}; valid: {', '.join(sorted(ENCODERS))}")
+        raise ConfigError(f"model.language.name: unknown encoder {cfg.name!r}; valid: {', '.join(sorted(ENCODERS))}")
     builder = ENCODERS[cfg.name]
     return None if builder is None else builder(cfg, meta, load_weights)

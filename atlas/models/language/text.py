@@ -54,15 +54,19 @@ class TextEncoder(nn.Module):
             from atlas.config.errors import ConfigError
 
             raise ConfigError("text encoders need the transformers package: pip install 'atlas-vla[language]'") from None
+        from atlas.models.hf_folder import open_hf_folder
+
+        def load(folder: str):
+            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+            if load_weights:
+                return tokenizer, AutoModel.from_pretrained(folder, local_files_only=True)
+            return tokenizer, AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
+
         if path is None:
             self.tokenizer = _ShapeTokenizer()
             self.model = AutoModel.from_config(BertConfig(**MINILM_SHAPE))
-        elif load_weights:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model = AutoModel.from_pretrained(path, local_files_only=True)
         else:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+            self.tokenizer, self.model = open_hf_folder("model.language.path", path, load)
         self.out_dim = int(self.model.config.hidden_size)
         self.frozen = freeze
         self.max_length = max_length

@@ -9,18 +9,19 @@ from atlas.models.vision.backbone import Backbone
 
 class HFVision(Backbone):
     def __init__(self, path: str | None, image_size: int | None = None, frozen: bool = True, load_weights: bool = True):
-        if not path:
-            raise ValueError("model.vision.path: the hf backbone needs a local folder of a transformers model")
         from transformers import AutoConfig, AutoModel
 
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        from atlas.models.hf_folder import open_hf_folder
+
+        def load(folder: str):
+            config = AutoConfig.from_pretrained(folder, local_files_only=True)
+            model = AutoModel.from_pretrained(folder, local_files_only=True) if load_weights else AutoModel.from_config(config)
+            return config, model
+
+        config, model = open_hf_folder("model.vision.path", path, load)
         vision_config = getattr(config, "vision_config", config)
         native = getattr(vision_config, "image_size", None)
         super().__init__(image_size or native, frozen)
-        if load_weights:
-            model = AutoModel.from_pretrained(path, local_files_only=True)
-        else:
-            model = AutoModel.from_config(config)
         self.model = getattr(model, "vision_model", model)
         self.patch_size = int(getattr(vision_config, "patch_size", 16))
         self.out_dim = int(vision_config.hidden_size)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
+from atlas.config.errors import ConfigError
 from atlas.models.vision.backbone import Backbone
 from atlas.models.vision.config import VisionConfig
 from atlas.registry import registrar
@@ -13,6 +15,8 @@ BACKBONES: dict[str, Builder | None] = {"none": None}
 
 
 register_backbone = registrar(BACKBONES)
+# Backbones whose builder reads `model.vision.weights`; given to any other, the file would be ignored.
+LOADS_WEIGHTS = {"vit", "vggt"}
 
 
 @register_backbone("resnet_small")
@@ -28,9 +32,9 @@ def _vit(cfg: VisionConfig, load_weights: bool) -> Backbone:
 
     backbone = ViT(cfg.size or "small", cfg.width, cfg.depth, cfg.num_heads, cfg.patch_size, cfg.image_size, frozen=bool(cfg.freeze))
     if cfg.weights and load_weights:
-        from safetensors.torch import load_file
+        from atlas.models.vision.weights import load_backbone_weights
 
-        backbone.load_state_dict(load_file(cfg.weights), strict=False)
+        load_backbone_weights(backbone, cfg.weights)
     return backbone
 
 
@@ -53,6 +57,12 @@ def _hf(cfg: VisionConfig, load_weights: bool) -> Backbone:
 
 def build_backbone(cfg: VisionConfig, load_weights: bool = True) -> Backbone | None:
     if cfg.name not in BACKBONES:
-        raise ValueError(f"model.vision.name: unknown backbone {cfg.name!r}; valid: {', '.join(sorted(BACKBONES))}")
+        raise ConfigError(f"model.vision.name: unknown backbone {cfg.name!r}; valid: {', '.join(sorted(BACKBONES))}")
+    if cfg.weights and cfg.name not in LOADS_WEIGHTS:
+        raise ConfigError(f"model.vision.weights={cfg.weights!r}: the {cfg.name} backbone cannot load a weights file "
+                          f"(backbones that can: {', '.join(sorted(LOADS_WEIGHTS))}); remove the key or change "
+                          "model.vision.name")
+    if cfg.weights and load_weights and not Path(cfg.weights).is_file():
+        raise ConfigError(f"model.vision.weights: {cfg.weights} is not a file")
     builder = BACKBONES[cfg.name]
     return None if builder is None else builder(cfg, load_weights)

@@ -11,9 +11,9 @@ frame/global pair concatenated (2 x width), as VGGT's heads consume them.
 from __future__ import annotations
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
 
+from atlas.config.errors import ConfigError
 from atlas.models.layers import Block, maybe_checkpoint
 from atlas.models.vision.backbone import Backbone
 from atlas.models.vision.vit import resize_pos_embed
@@ -70,7 +70,7 @@ class VGGTAggregator(Backbone):
         weights: str | None = None,
     ) -> None:
         if size not in VGGT_SIZES:
-            raise ValueError(f"model.vision.size: unknown vggt size {size!r}; valid: {', '.join(VGGT_SIZES)}")
+            raise ConfigError(f"model.vision.size: unknown vggt size {size!r}; valid: {', '.join(VGGT_SIZES)}")
         spec = VGGT_SIZES[size]
         width, depth = width or spec["width"], depth or spec["depth"]
         num_heads, patch = num_heads or spec["num_heads"], patch_size or spec["patch_size"]
@@ -89,12 +89,17 @@ class VGGTAggregator(Backbone):
 
     def load_weights(self, path: str) -> None:
         """Load VGGT's `aggregator.*` tensors (or bare keys) from a local safetensors file; heads are ignored."""
-        state = load_file(path)
+        from atlas.engine.checkpoint import CheckpointError, load_weights
+
+        try:
+            state = load_weights(path)
+        except CheckpointError as err:
+            raise ConfigError(f"model.vision.weights: {err}") from None
         if any(k.startswith("aggregator.") for k in state):
             state = {k[len("aggregator.") :]: v for k, v in state.items() if k.startswith("aggregator.")}
         missing, _ = self.load_state_dict(state, strict=False)
         if missing:
-            raise ValueError(f"model.vision.weights={path}: {len(missing)} VGGT tensors missing, e.g. {missing[:3]}")
+            raise ConfigError(f"model.vision.weights={path}: {len(missing)} VGGT tensors missing, e.g. {missing[:3]}")
 
     def _special_tokens(self, b: int, f: int) -> torch.Tensor:
         """[B, F, 1+registers, C]: the reference-view tokens for frame 0, the other set for the rest."""

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from atlas.config.errors import ConfigError
 from atlas.models.layers import Block, maybe_checkpoint
 from atlas.models.vision.backbone import Backbone
 
@@ -39,7 +40,7 @@ class ViT(Backbone):
         frozen: bool = False,
     ) -> None:
         if size not in VIT_SIZES:
-            raise ValueError(f"model.vision.size: unknown vit size {size!r}; valid: {', '.join(VIT_SIZES)}")
+            raise ConfigError(f"model.vision.size: unknown vit size {size!r}; valid: {', '.join(VIT_SIZES)}")
         w0, d0, h0, m0, p0, s0 = VIT_SIZES[size]
         width, depth, num_heads, patch = width or w0, depth or d0, num_heads or h0, patch_size or p0
         image_size = image_size or s0
