@@ -35,7 +35,7 @@ def _synthetic(cfg: DataConfig, seed: int) -> EpisodeSource:
 
 def _load_builtin_formats() -> None:
     """Each built-in format registers itself on import (one module per format)."""
-    from atlas.data.formats import aloha, robomimic  # noqa: F401
+    from atlas.data.formats import aloha, lerobot, robomimic  # noqa: F401
 
 
 def open_source(cfg: DataConfig, seed: int = 0) -> EpisodeSource:

@@ -1,0 +1,223 @@
+"""Frames of mp4 videos by timestamp (PyAV: AV1, h264, hevc; its wheels carry their own FFmpeg).
+
+`VideoFile` indexes a file once (packet timestamps and keyframes, by demuxing without decoding), then
+answers "the frames at these timestamps" by seeking to the keyframe at or before the earliest one and
+decoding forward once to the latest: a window of consecutive frames costs one seek and one pass, not one
+per frame. When the next request starts after the last decoded frame with no keyframe between that
+would be closer, decoding simply continues (sequential reads never seek). A timestamp matches the frame
+whose presentation time is within `tolerance` seconds (LeRobot's default is 1e-4 s).
+
+`VideoPool` keeps one `VideoFile` per path per process, reopened after a fork and dropped on pickling,
+so a dataset built in the main process works inside DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from fractions import Fraction
+
+import numpy as np
+
+from atlas.data.errors import DataError
+
+DEFAULT_TOLERANCE_S = 1e-4
+MAX_OPEN_VIDEOS = 32
+RECENT_FRAMES = 32  # decoded frames kept per file: overlapping windows (history, sliding reads) reuse them
+
+
+def import_av():
+    """PyAV, or a DataError naming the extra that installs it."""
+    try:
+        import av
+    except ImportError:
+        raise DataError("reading or writing LeRobot videos needs PyAV: pip install 'atlas[lerobot]'") from None
+    return av
+
+
+class VideoFile:
+    """One mp4 file: a frame index built on first use and a decoder kept open between reads."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._container = None
+        self._stream = None
+        self._pts: np.ndarray | None = None  # presentation times in stream units, sorted
+        self._seconds: np.ndarray | None = None
+        self._keyframe: np.ndarray | None = None  # bool per sorted frame
+        self._decoder = None  # iterator of decoded frames after the last seek
+        self._position = -1  # sorted index of the last frame the decoder returned
+        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    # -- opening and indexing -------------------------------------------------------------------
+    def _open(self) -> None:
+        av = import_av()
+        if not os.path.isfile(self.path):
+            raise DataError(f"{self.path}: video file missing")
+        try:
+            container = av.open(self.path)
+            if not container.streams.video:
+                raise DataError(f"{self.path}: no video stream in the file")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None]
+        except DataError:
+            raise
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            raise DataError(f"{self.path}: cannot read the video (truncated or not an mp4?): {err}") from None
+        if not packets:
+            raise DataError(f"{self.path}: the video holds no frames (truncated?)")
+        packets.sort()
+        self._pts = np.array([p for p, _ in packets], dtype=np.int64)
+        self._keyframe = np.array([k for _, k in packets], dtype=bool)
+        self._keyframe[0] = True  # decoding can always start at the first frame
+        base = Fraction(stream.time_base)
+        self._seconds = self._pts.astype(np.float64) * float(base)
+        self._time_base = base
+        self._container, self._stream = container, stream
+        self._decoder, self._position = None, -1
+
+    def frame_times(self) -> np.ndarray:
+        """Presentation time of every frame in seconds, in display order."""
+        if self._container is None:
+            self._open()
+        return self._seconds
+
+    def frame_indices(self, timestamps: np.ndarray, tolerance: float = DEFAULT_TOLERANCE_S) -> np.ndarray:
+        """Index (display order) of the frame at each timestamp; a DataError for one with no frame."""
+        seconds = self.frame_times()
+        timestamps = np.asarray(timestamps, dtype=np.float64).reshape(-1)
+        right = np.clip(np.searchsorted(seconds, timestamps), 0, len(seconds) - 1)
+        left = np.clip(right - 1, 0, len(seconds) - 1)
+        nearest = np.where(np.abs(seconds[left] - timestamps) <= np.abs(seconds[right] - timestamps), left, right)
+        off = np.abs(seconds[nearest] - timestamps) > tolerance
+        if off.any():
+            bad = int(np.argmax(off))
+            raise DataError(
+                f"{self.path}: no frame at timestamp {timestamps[bad]:.6f} s (nearest frame at "
+                f"{seconds[nearest[bad]]:.6f} s, tolerance {tolerance:g} s; the video has {len(seconds)} frames "
+                f"from {seconds[0]:.3f} to {seconds[-1]:.3f} s)"
+            )
+        return nearest
+
+    # -- decoding -------------------------------------------------------------------------------
+    def frames(self, timestamps: np.ndarray, tolerance: float = DEFAULT_TOLERANCE_S) -> np.ndarray:
+        """uint8 [n, H, W, 3] RGB frames at the given timestamps (any order, repeats allowed)."""
+        indices = self.frame_indices(timestamps, tolerance)
+        missing = sorted(set(np.unique(indices).tolist()) - set(self._recent))
+        if missing:
+            for index, image in self._decode_range(missing[0], missing[-1], set(missing)).items():
+                self._recent[index] = image
+                while len(self._recent) > max(RECENT_FRAMES, len(missing)):
+                    self._recent.popitem(last=False)
+        return np.stack([self._recent[int(i)] for i in indices])
+
+    def _decode_range(self, first: int, last: int, wanted: set[int]) -> dict[int, np.ndarray]:
+        """Decode forward from the keyframe at or before `first` (or on from the decoder's position)."""
+        av = import_av()
+        keyframe = int(np.flatnonzero(self._keyframe[: first + 1])[-1])
+        if self._decoder is None or not (keyframe <= self._position + 1 <= first):
+            self._seek(keyframe)
+        out: dict[int, np.ndarray] = {}
+        try:
+            while self._position < last:
+                frame = self._next_frame()
+                if frame is None:
+                    break
+                index = int(np.searchsorted(self._pts, frame.pts))
+                if index >= len(self._pts) or self._pts[index] != frame.pts:
+                    continue  # a frame the index does not know (should not happen)
+                self._position = index
+                if index in wanted:
+                    out[index] = frame.to_ndarray(format="rgb24")
+        except (av.error.FFmpegError, OSError, ValueError) as err:
+            self._decoder = None
+            raise DataError(f"{self.path}: decoding failed near {self._seconds[first]:.3f} s (truncated?): {err}") from None
+        missing = sorted(wanted - set(out))
+        if missing:
+            self._decoder = None
+            raise DataError(
+                f"{self.path}: frame at {self._seconds[missing[0]]:.6f} s is listed but could not be decoded "
+                "(truncated or corrupted video)"
+            )
+        return out
+
+    def _seek(self, keyframe: int) -> None:
+        self._container.seek(int(self._pts[keyframe]), stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._container.decode(self._stream)
+        self._position = keyframe - 1
+
+    def _next_frame(self):
+        try:
+            return next(self._decoder)
+        except StopIteration:
+            self._decoder = None
+            return None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = self._decoder = None
+
+
+class VideoPool:
+    """One open `VideoFile` per path in this process (least recently used closed past MAX_OPEN_VIDEOS)."""
+
+    def __init__(self) -> None:
+        self._files: OrderedDict[str, VideoFile] = OrderedDict()
+        self._pid = os.getpid()
+
+    def get(self, path: str) -> VideoFile:
+        if os.getpid() != self._pid:  # forked: the parent's decoders are not ours
+            self._files = OrderedDict()
+            self._pid = os.getpid()
+        video = self._files.get(path)
+        if video is None:
+            video = self._files[path] = VideoFile(path)
+            while len(self._files) > MAX_OPEN_VIDEOS:
+                self._files.popitem(last=False)[1].close()
+        else:
+            self._files.move_to_end(path)
+        return video
+
+    def __getstate__(self) -> dict:
+        return {"_files": OrderedDict(), "_pid": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self._files = OrderedDict()
+        self._pid = os.getpid()
+
+
+def encode_video(path: str, frames: np.ndarray, fps: int, codec: str = "libsvtav1", options: dict | None = None) -> None:
+    """Write uint8 [T, H, W, 3] RGB frames as an mp4 at `fps` (frame k at k / fps seconds).
+
+    libsvtav1/libx264/libx265 encode yuv420p (what LeRobot writes); libx264rgb with crf 0 is lossless."""
+    av = import_av()
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise DataError(f"{path}: frames of shape {tuple(frames.shape)}, expected [T, H, W, 3] uint8")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with av.open(path, "w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=fps)
+            stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
+            stream.pix_fmt = "rgb24" if codec == "libx264rgb" else "yuv420p"
+            stream.time_base = Fraction(1, fps)
+            stream.options = dict(options if options is not None else default_codec_options(codec))
+            for k, image in enumerate(frames):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = k
+                frame.time_base = stream.time_base
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode())
+    except av.error.FFmpegError as err:
+        raise DataError(f"{path}: cannot encode the video with {codec}: {err}") from None
+
+
+def default_codec_options(codec: str) -> dict[str, str]:
+    """Encoder settings: LeRobot's (keyframe every 2 frames, crf 30) for lossy codecs, crf 0 for libx264rgb."""
+    if codec == "libx264rgb":
+        return {"crf": "0", "g": "2"}
+    if codec == "libsvtav1":
+        return {"crf": "30", "g": "2", "preset": "12"}
+    return {"crf": "30", "g": "2"}
