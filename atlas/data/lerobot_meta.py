@@ -51,6 +51,12 @@ class LeRobotEpisode:
     path: str  # its data parquet file
     videos: dict[str, VideoRef] = field(default_factory=dict)  # feature key -> video
     tasks: list[str] = field(default_factory=list)
+    instruction: str = ""  # the LeRobot task string; `task` is Atlas's task name when meta/atlas.json has one
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.instruction = self.instruction or self.task
+        self.name = self.name or f"episode_{self.index}"
 
     @property
     def group(self) -> str:
@@ -272,7 +278,21 @@ def load_meta(root: str) -> LeRobotMeta:
     episodes = VERSIONS[version].episodes(root, info)
     if not episodes:
         raise DataError(f"{root}: empty dataset, no episodes in its metadata")
+    _apply_atlas_names(root, episodes)
     return LeRobotMeta(root, version, info, episodes)
+
+
+def _apply_atlas_names(root: str, episodes: list[LeRobotEpisode]) -> None:
+    """Atlas's task and episode names from meta/atlas.json (written by Atlas's converter), where present."""
+    path = os.path.join(root, "meta", "atlas.json")
+    if not os.path.isfile(path):
+        return
+    names = {int(e["episode_index"]): e for e in read_json(path).get("episodes", []) if "episode_index" in e}
+    for episode in episodes:
+        entry = names.get(episode.index)
+        if entry:
+            episode.task = str(entry.get("task") or episode.task)
+            episode.name = str(entry.get("name") or episode.name)
 
 
 def meta_stats(meta: LeRobotMeta) -> dict:

@@ -188,30 +188,64 @@ class VideoPool:
         self._pid = os.getpid()
 
 
-def encode_video(path: str, frames: np.ndarray, fps: int, codec: str = "libsvtav1", options: dict | None = None) -> None:
-    """Write uint8 [T, H, W, 3] RGB frames as an mp4 at `fps` (frame k at k / fps seconds).
+class VideoWriter:
+    """An mp4 written frame batch by frame batch: frame k (counted over every `write`) is at k / fps seconds,
+    so several episodes can share one file (LeRobot v3.0) with from_timestamp = first frame / fps.
 
     libsvtav1/libx264/libx265 encode yuv420p (what LeRobot writes); libx264rgb with crf 0 is lossless."""
-    av = import_av()
-    frames = np.asarray(frames, dtype=np.uint8)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise DataError(f"{path}: frames of shape {tuple(frames.shape)}, expected [T, H, W, 3] uint8")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        with av.open(path, "w", format="mp4") as container:
-            stream = container.add_stream(codec, rate=fps)
-            stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
-            stream.pix_fmt = "rgb24" if codec == "libx264rgb" else "yuv420p"
-            stream.time_base = Fraction(1, fps)
-            stream.options = dict(options if options is not None else default_codec_options(codec))
-            for k, image in enumerate(frames):
-                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-                frame.pts = k
-                frame.time_base = stream.time_base
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode())
-    except av.error.FFmpegError as err:
-        raise DataError(f"{path}: cannot encode the video with {codec}: {err}") from None
+
+    def __init__(self, path: str, fps: int, codec: str = "libsvtav1", options: dict | None = None) -> None:
+        self.path, self.fps, self.codec = path, int(fps), codec
+        self.options = dict(options if options is not None else default_codec_options(codec))
+        self.frames_written = 0
+        self.shape: tuple[int, int] | None = None
+        self._container = self._stream = None
+
+    def _start(self, height: int, width: int) -> None:
+        av = import_av()
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole config to stderr otherwise
+        try:
+            self._container = av.open(self.path, "w", format="mp4")
+            stream = self._container.add_stream(self.codec, rate=self.fps)
+        except (av.error.FFmpegError, ValueError) as err:
+            raise DataError(f"{self.path}: cannot encode with {self.codec}: {err}") from None
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "rgb24" if self.codec == "libx264rgb" else "yuv420p"
+        stream.time_base = Fraction(1, self.fps)
+        stream.options = self.options
+        self._stream, self.shape = stream, (height, width)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append uint8 [T, H, W, 3] RGB frames (every call the same H x W)."""
+        av = import_av()
+        frames = np.asarray(frames, dtype=np.uint8)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise DataError(f"{self.path}: frames of shape {tuple(frames.shape)}, expected [T, H, W, 3] uint8")
+        if self._container is None:
+            self._start(int(frames.shape[1]), int(frames.shape[2]))
+        if tuple(frames.shape[1:3]) != self.shape:
+            raise DataError(f"{self.path}: frames of {frames.shape[1]}x{frames.shape[2]}, the video is "
+                            f"{self.shape[0]}x{self.shape[1]}")
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = self.frames_written
+            frame.time_base = Fraction(1, self.fps)  # not the stream's: the muxer changes that once it starts
+            self._container.mux(self._stream.encode(frame))
+            self.frames_written += 1
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.mux(self._stream.encode())
+            self._container.close()
+            self._container = None
+
+
+def encode_video(path: str, frames: np.ndarray, fps: int, codec: str = "libsvtav1") -> None:
+    """Write one clip of uint8 [T, H, W, 3] frames as an mp4."""
+    writer = VideoWriter(path, fps, codec)
+    writer.write(frames)
+    writer.close()
 
 
 def default_codec_options(codec: str) -> dict[str, str]:
@@ -220,4 +254,6 @@ def default_codec_options(codec: str) -> dict[str, str]:
         return {"crf": "0", "g": "2"}
     if codec == "libsvtav1":
         return {"crf": "30", "g": "2", "preset": "12"}
+    if codec == "libx265":
+        return {"crf": "30", "g": "2", "x265-params": "log-level=error"}
     return {"crf": "30", "g": "2"}

@@ -118,11 +118,11 @@ class LeRobotSource:
         return self.episodes[episode].length
 
     def info(self, episode: int) -> EpisodeInfo:
-        task = self.episodes[episode].task
-        return EpisodeInfo(task=task, instruction=task)
+        ref = self.episodes[episode]
+        return EpisodeInfo(task=ref.task, instruction=ref.instruction)
 
     def episode_name(self, episode: int) -> str:
-        return f"episode_{self.episodes[episode].index}"
+        return self.episodes[episode].name
 
     def read(self, episode: int, key: str, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
