@@ -33,7 +33,9 @@ def _add_collect(sub) -> None:
     p.add_argument("env", choices=["metaworld"], help="simulator")
     p.add_argument("--tasks", required=True, help="comma-separated task names, e.g. reach-v3,push-v3")
     p.add_argument("--episodes", type=int, required=True, help="successful episodes per task")
-    p.add_argument("--out", required=True, help="output HDF5 file")
+    p.add_argument("--out", required=True, help="output HDF5 file (robomimic) or folder (lerobot)")
+    p.add_argument("--format", dest="out_format", choices=["robomimic", "lerobot"], default="robomimic",
+                   help="robomimic HDF5 (default) or a LeRobot v3.0 dataset folder")
     p.add_argument("--image-size", "--image_size", dest="image_size", type=int, default=64)
     p.add_argument("--cameras", default="corner2", help="comma-separated camera names ('' for none)")
     p.add_argument("--seed", type=int, default=0)

@@ -31,8 +31,10 @@ class ImageAugConfig(Section):
 
 
 class DataConfig(Section):
-    path: str | None = Field(None, description="HDF5 file or folder of files; unused for `format: synthetic`.")
-    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha.")
+    path: str | None = Field(
+        None, description="HDF5 file or folder of files, or a LeRobot dataset folder; unused for `format: synthetic`."
+    )
+    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha, lerobot.")
     batch_size: int = Field(8, gt=0, description="Micro-batch per device (per GPU/process), as in the seeds.")
     sampling: Literal["all_steps", "random_episode"] = Field(
         "all_steps",
@@ -64,10 +66,11 @@ class DataConfig(Section):
         description="mean_std, min_max (min/max to [-1, 1]), quantile (q01/q99 to [-1, 1]) or none; "
         "one string for all, or per key group {state: ..., action: ...}.",
     )
-    stats: Literal["auto", "dataset", "task"] = Field(
+    stats: Literal["auto", "dataset", "task", "dataset_meta"] = Field(
         "auto",
         description="Normalization statistics over the whole dataset or the trained tasks' episodes; "
-        "auto: the task's own when the run trains a single task, else the dataset's.",
+        "auto: the task's own when the run trains a single task, else the dataset's; "
+        "dataset_meta: the dataset's own (LeRobot meta/stats.json, or v2.1's per-episode statistics merged).",
     )
     stats_cache_dir: str | None = Field(
         None, description="Where statistics are cached when the dataset's folder is read-only (default ~/.cache/atlas/stats)."

@@ -90,6 +90,8 @@ def dataset_statistics(
     """(stats, what they cover, log lines) following `data.stats` (auto: the task's own for a single-task run)."""
     everything = list(range(source.num_episodes()))
     mode = cfg.stats
+    if mode == "dataset_meta":
+        return dataset_meta_statistics(source, cfg)
     if mode == "auto":
         mode = "task" if len(trained) == 1 else "dataset"
     episodes = selected if mode == "task" else everything
@@ -116,6 +118,24 @@ def dataset_statistics(
     )
     lines += [f"data: warning: {m}" for m in floor_std(stats)]
     return stats, label, lines
+
+
+def dataset_meta_statistics(source: EpisodeSource, cfg: DataConfig) -> tuple[dict, str, list[str]]:
+    """`data.stats: dataset_meta`: the statistics the dataset ships with (LeRobot's meta/stats.json)."""
+    read = getattr(source, "meta_stats", None)
+    if read is None:
+        raise ConfigError(f"data.stats: dataset_meta needs a dataset that ships statistics (format lerobot); "
+                          f"format {cfg.format!r} has none: use auto, dataset or task")
+    stats = read()
+    needed = {"min_max": ("min", "max"), "quantile": ("q01", "q99"), "mean_std": ("mean", "std"), "none": ()}
+    for key, mode in cfg.normalization_modes().items():
+        missing = [name for name in needed[mode] if name not in stats[key]]
+        if missing:
+            raise DataError(f"{cfg.path}: the dataset's statistics of {key} lack {missing}, needed by "
+                            f"data.normalization {mode}; use data.stats: dataset to compute them")
+    lines = [f"data: normalization {cfg.normalization_modes()} with the dataset's own statistics (meta)"]
+    lines += [f"data: warning: {m}" for m in floor_std(stats)]
+    return stats, "dataset_meta", lines
 
 
 def build_data(

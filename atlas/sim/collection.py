@@ -19,6 +19,7 @@ from atlas.sim.seeding import episode_seed
 from atlas.sim.tasks import INSTRUCTIONS, parse_tasks
 
 _ENVS: dict = {}  # per-process cache: task -> (env, expert)
+CONTROL_FPS = 80  # Meta-World steps per simulated second (frame_skip 5 x 2.5 ms): LeRobot's timestamps
 
 
 def run_expert_episode(
@@ -100,15 +101,17 @@ def collect(
     max_steps: int = 500,
     max_attempts: int | None = None,
     progress: bool = True,
+    out_format: str = "robomimic",
 ) -> dict:
-    """Collect `episodes` successful expert demos per task into `out` (robomimic layout).
+    """Collect `episodes` successful expert demos per task into `out` (a writer of `atlas.data.writers`:
+    robomimic HDF5, or a LeRobot v3.0 folder with `out_format="lerobot"`).
 
     Returns {"tasks": {task: {"episodes", "tried", "expert_success_rate"}}, "frames" (all simulated,
     kept or not), "wall_time_s", "out"}.
     """
     from tqdm import tqdm
 
-    from atlas.sim.robomimic_writer import RobomimicWriter
+    from atlas.data.writers import open_writer
 
     task_list = parse_tasks(tasks)
     camera_list = [c.strip() for c in cameras.split(",")] if isinstance(cameras, str) else list(cameras)
@@ -116,7 +119,8 @@ def collect(
     if episodes <= 0:
         raise ValueError("episodes must be positive")
     cap = max_attempts or 20 * episodes + 20
-    writer = RobomimicWriter(out, _env_args(task_list, image_size, camera_list, seed, max_steps))
+    writer = open_writer(out_format, str(out), env_args=_env_args(task_list, image_size, camera_list, seed, max_steps),
+                         fps=CONTROL_FPS)
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
     run = pool.imap_unordered if pool else map
     summary: dict[str, dict] = {}

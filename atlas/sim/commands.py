@@ -22,6 +22,7 @@ def collect(args: argparse.Namespace) -> int:
             cameras=args.cameras,
             seed=args.seed,
             workers=args.workers,
+            out_format=args.out_format,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err

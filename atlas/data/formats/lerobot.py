@@ -75,6 +75,7 @@ class LeRobotSource:
         self.episodes: list[LeRobotEpisode] = meta.episodes
         self.cameras = list(layout.images)
         self.tolerance_s = tolerance_s
+        self.cache_dir = os.path.join(meta.root, ".atlas_cache")  # statistics cache (LeRobot ignores the folder)
         self.notes: list[str] = [f"data: LeRobot {meta.version} dataset {meta.root}: {len(self.episodes)} episodes, "
                                  f"cameras {', '.join(self.cameras) or '(none)'}"]
         self._videos = VideoPool()
