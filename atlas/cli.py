@@ -58,6 +58,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--seed", type=int, default=1000, help="first evaluation seed (disjoint from collection)")
     p.add_argument("--benchmark", default=None, help="LIBERO benchmark (with --env libero)")
     p.add_argument("--num-tasks", "--num_tasks", dest="num_tasks", type=int, default=None)
+    p.add_argument("--dataset", default=None, help="mixture-trained policy: whose statistics (data.mixture name; "
+                   "default the first)")
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default=None)
     p.set_defaults(handler="atlas.sim.commands:evaluate")

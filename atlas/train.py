@@ -409,6 +409,7 @@ def _log_window(window, step, lr, optimizer, effective_batch, metrics, ctx, bar,
         "grad_norm": (window["grad_norm"] / max(1, window["steps"])).item(),
         "samples_per_s": window["steps"] * effective_batch / max(elapsed, 1e-9),
         "epoch": step * effective_batch / stream.num_samples,
+        **stream.mixture_fractions(step * effective_batch),  # mixture/<name> (data.mixture only)
         **gpu_memory_peaks(ctx.device),
     }
     for group in optimizer.param_groups:

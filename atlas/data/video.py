@@ -104,13 +104,17 @@ class VideoFile:
     def frames(self, timestamps: np.ndarray, tolerance: float = DEFAULT_TOLERANCE_S) -> np.ndarray:
         """uint8 [n, H, W, 3] RGB frames at the given timestamps (any order, repeats allowed)."""
         indices = self.frame_indices(timestamps, tolerance)
-        missing = sorted(set(np.unique(indices).tolist()) - set(self._recent))
+        wanted = set(np.unique(indices).tolist())
+        found = {i: self._recent[i] for i in wanted if i in self._recent}
+        missing = sorted(wanted - set(found))
         if missing:
-            for index, image in self._decode_range(missing[0], missing[-1], set(missing)).items():
-                self._recent[index] = image
-                while len(self._recent) > max(RECENT_FRAMES, len(missing)):
-                    self._recent.popitem(last=False)
-        return np.stack([self._recent[int(i)] for i in indices])
+            found.update(self._decode_range(missing[0], missing[-1], set(missing)))
+        for index in sorted(found):
+            self._recent[index] = found[index]
+            self._recent.move_to_end(index)
+        while len(self._recent) > RECENT_FRAMES:
+            self._recent.popitem(last=False)
+        return np.stack([found[int(i)] for i in indices])
 
     def _decode_range(self, first: int, last: int, wanted: set[int]) -> dict[int, np.ndarray]:
         """Decode forward from the keyframe at or before `first` (or on from the decoder's position)."""
