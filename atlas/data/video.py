@@ -23,6 +23,10 @@ from atlas.data.errors import DataError
 
 DEFAULT_TOLERANCE_S = 1e-4
 MAX_OPEN_VIDEOS = 32
+# decoders a forked process inherited from its parent: never freed there (freeing FFmpeg state copied mid-use
+# from another process can block forever on a lock its owner thread holds in the parent); forked DataLoader
+# workers leave through os._exit, so nothing is finalized
+_INHERITED: list = []
 RECENT_FRAMES = 32  # decoded frames kept per file: overlapping windows (history, sliding reads) reuse them
 
 
@@ -59,7 +63,9 @@ class VideoFile:
             if not container.streams.video:
                 raise DataError(f"{self.path}: no video stream in the file")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            # one decoding thread: a decoder with FFmpeg worker threads that a forked DataLoader worker inherits
+            # hangs when freed there (its threads do not exist in the child); workers give the parallelism
+            stream.codec_context.thread_count = 1
             packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.pts is not None]
         except DataError:
             raise
@@ -67,6 +73,9 @@ class VideoFile:
             raise DataError(f"{self.path}: cannot read the video (truncated or not an mp4?): {err}") from None
         if not packets:
             raise DataError(f"{self.path}: the video holds no frames (truncated?)")
+        declared = int(stream.frames or 0)
+        if declared and len(packets) < declared:
+            raise DataError(f"{self.path}: truncated video: {len(packets)} of its {declared} frames are in the file")
         packets.sort()
         self._pts = np.array([p for p, _ in packets], dtype=np.int64)
         self._keyframe = np.array([k for _, k in packets], dtype=bool)
@@ -172,7 +181,8 @@ class VideoPool:
         self._pid = os.getpid()
 
     def get(self, path: str) -> VideoFile:
-        if os.getpid() != self._pid:  # forked: the parent's decoders are not ours
+        if os.getpid() != self._pid:  # forked: the parent's decoders are not ours to use, nor to free
+            _INHERITED.append(self._files)
             self._files = OrderedDict()
             self._pid = os.getpid()
         video = self._files.get(path)
