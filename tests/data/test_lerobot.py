@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from data_h5files import write_robomimic
-from lerobot_helpers import FIXTURE, PROBES, TENSORS, atlas, atlas_in_process, expected, fixture_copy
+from lerobot_helpers import FIXTURE, PROBES, REPO, TENSORS, atlas, atlas_in_process, expected, fixture_copy
 from safetensors.numpy import load_file
 
 from atlas.data.config import DataConfig
@@ -214,3 +218,32 @@ def test_collect_writes_lerobot_v30(tmp_path):
     got, source, total = read(out, indices=[0])
     assert total == info["total_frames"] and source.info(0).task == "reach-v3"
     assert got[0][0]["state"].shape == (2, 39) and got[0][0]["image.corner2"].shape == (2, 32, 32, 3)
+
+
+# -- optional: LeRobot's own library reads what Atlas writes --------------------------------------------
+LIBRARY = os.environ.get("ATLAS_LEROBOT_PKGS")  # a `pip install --target` folder holding lerobot-dataset 0.4.4
+
+
+@pytest.mark.skipif(not LIBRARY, reason="set ATLAS_LEROBOT_PKGS to a folder with lerobot-dataset 0.4.4 (see the probe)")
+@pytest.mark.timeout(240)
+def test_lerobot_library_reads_atlas_written_datasets_identically(tmp_path):
+    h5 = write_robomimic(tmp_path / "mw.hdf5", tasks={"reach-v3": (0.0, 2), "push-v3": (1.0, 2)})
+    out = tmp_path / "mw_lerobot"
+    assert atlas_in_process("convert", str(h5), str(out), "--to", "lerobot") == 0  # AV1, as LeRobot writes
+    indices = [0, 1, 11, 12, 20, 21, 32, 33, 41]  # first, last and next frames of every episode
+    library = tmp_path / "library.safetensors"
+    env = {**os.environ, "PYTHONPATH": f"{LIBRARY}{os.pathsep}{REPO}", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, str(Path(__file__).with_name("lerobot_library_probe.py")), str(out),
+                           str(library), "3", "5", *map(str, indices)], capture_output=True, text=True, env=env,
+                          timeout=200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours, source, total = read(out, obs_horizon=3, action_horizon=5, indices=indices)
+    assert (report["num_frames"], report["num_episodes"]) == (total, source.num_episodes())
+    theirs = load_file(str(library))
+    for i in indices:
+        assert report["items"][str(i)]["task"] == ours[i][1]["instruction"]
+        assert (report["items"][str(i)]["episode_index"], report["items"][str(i)]["frame_index"]) == (
+            ours[i][1]["episode"], ours[i][1]["frame"])
+        for key, value in ours[i][0].items():
+            np.testing.assert_array_equal(theirs[f"{i}.{key}"], value, err_msg=f"{i}.{key}")
