@@ -5,8 +5,8 @@ Global index = position in the dataset's frame order, episode after episode (LeR
 every episode (no validation split). Tensors per index i, the same for every format:
   <i>.state [obs_horizon, D] float32, <i>.state_is_pad [obs_horizon] bool (history before the episode start),
   <i>.actions [action_horizon, A] float32, <i>.actions_is_pad [action_horizon] bool (past the episode end),
-  <i>.image.<camera> uint8 [obs_horizon, H, W, 3] (camera: LeRobot's name after `observation.images.`,
-  the HDF5 formats' camera name).
+  <i>.image.<camera> uint8 [obs_horizon, H, W, 3] (camera: the dataset's own name: LeRobot's part after
+  `observation.images.`, the HDF5 formats' obs key such as `corner2_image` or `cam_high`).
 Padded rows repeat the first/last frame of the episode, as LeRobot and the training loader do.
 """
 
@@ -36,8 +36,9 @@ def sample_tensors(dataset: StepDataset, index: int) -> tuple[dict[str, np.ndarr
         "actions": np.ascontiguousarray(sample["action"], dtype=np.float32),
         "actions_is_pad": ~np.asarray(sample["action_mask"], dtype=bool),
     }
+    own_name = getattr(dataset.source, "camera_key", lambda camera: camera)
     for n, camera in enumerate(dataset.source.cameras):
-        tensors[f"image.{camera}"] = np.ascontiguousarray(sample["images"][:, n].transpose(0, 2, 3, 1))
+        tensors[f"image.{own_name(camera)}"] = np.ascontiguousarray(sample["images"][:, n].transpose(0, 2, 3, 1))
     info = {"episode": sample["episode_index"], "frame": t, "instruction": sample["instruction"]}
     return tensors, info
 
