@@ -36,7 +36,7 @@ def _lerobot(path: str, env_args: dict | None = None, overwrite: bool = False, f
     from atlas.data.lerobot_writer import LeRobotWriter
 
     return LeRobotWriter(path, fps=fps or 10, codec=codec or "libsvtav1", version=version, overwrite=overwrite,
-                         env_args=env_args)
+                         env_args=env_args, robot_type=str((env_args or {}).get("type") or "atlas"))
 
 
 def open_writer(fmt: str, path: str, **options: Any) -> EpisodeWriter:
