@@ -170,5 +170,4 @@ def build_mixture(cfg: DataConfig, loading: DataLoadingConfig, action_horizon: i
     # samples arrive normalized per dataset: the transform adds only state noise and image handling
     identity = Normalizer({}, {"state": "none", "action": "none"})
     transform = BatchTransform(identity, cfg.state_noise_snr, cfg.image_aug)
-    return DataBundle(train, val, normalizer, meta, lines, transform, "per dataset",
-                      extras={"mixture": [name for name, _, _ in entries]})
+    return DataBundle(train, val, normalizer, meta, lines, transform, "per dataset")

@@ -15,11 +15,11 @@ from atlas.config import ConfigError, load_config
 from atlas.data.collate import collate_samples
 from atlas.data.config import DataConfig, DataLoadingConfig
 from atlas.data.inspect import inspect_samples
+from atlas.data.loader import valid_elements
 from atlas.data.mixture_normalizer import MixtureNormalizer, select_dataset
 from atlas.data.normalize import Normalizer
 from atlas.data.registry import build_data, open_source
 from atlas.data.sampler import SampleStream
-from atlas.engine.batches import valid_elements
 from atlas.models.config import ModelConfig
 from atlas.models.registry import build_policy
 
