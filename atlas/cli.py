@@ -68,7 +68,10 @@ def _add_collect(sub) -> None:
     p.add_argument("env", choices=["metaworld"], help="simulator")
     p.add_argument("--tasks", required=True, help="comma-separated task names, e.g. reach-v3,push-v3")
     p.add_argument("--episodes", type=POSITIVE, required=True, help="successful episodes per task")
-    p.add_argument("--out", required=True, help="output HDF5 file (refused if it exists, unless --overwrite or --append)")
+    p.add_argument("--out", required=True, help="output HDF5 file (robomimic) or folder (lerobot); refused if it "
+                   "exists, unless --overwrite or --append")
+    p.add_argument("--format", dest="out_format", choices=["robomimic", "lerobot"], default="robomimic",
+                   help="robomimic HDF5 (default) or a LeRobot v3.0 dataset folder")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing --out (at the end, once collection succeeded)")
     mode.add_argument("--append", action="store_true", help="add the new episodes to an existing --out file")
@@ -94,6 +97,8 @@ def _add_eval(sub) -> None:
     p.add_argument("--seed", type=SEED, default=1000, help="first evaluation seed (disjoint from collection)")
     p.add_argument("--benchmark", default=None, help="LIBERO benchmark (with --env libero)")
     p.add_argument("--num-tasks", "--num_tasks", dest="num_tasks", type=POSITIVE, default=None)
+    p.add_argument("--dataset", default=None, help="mixture-trained policy: whose statistics (data.mixture name; "
+                   "default the first)")
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")
     p.add_argument("--device", default=None)
     p.set_defaults(handler="atlas.sim.commands:evaluate")
@@ -134,6 +139,34 @@ def _add_stats(sub) -> None:
     p.set_defaults(handler="atlas.data.commands:stats")
 
 
+def _add_inspect(sub) -> None:
+    p = sub.add_parser("inspect", help="what the loader feeds the model for given samples, before normalization")
+    p.add_argument("dataset", help="HDF5 file or folder, or LeRobot dataset folder")
+    p.add_argument("--format", dest="data_format", default=None, help="data format (default: detected)")
+    p.add_argument("--index", type=int, nargs="+", default=None, help="global sample indices (default 0)")
+    p.add_argument("--obs-horizon", "--obs_horizon", dest="obs_horizon", type=int, default=None,
+                   help="frames of history (default data.obs_horizon's, 1)")
+    p.add_argument("--action-horizon", "--action_horizon", dest="action_horizon", type=int, default=None,
+                   help="action chunk length (default model.action_horizon's, 16)")
+    p.add_argument("--out", default=None, help="write the tensors to this .safetensors file")
+    p.add_argument("--png", default=None, help="write the frames as PNGs into this folder")
+    p.set_defaults(handler="atlas.data.inspect:inspect")
+
+
+def _add_convert(sub) -> None:
+    p = sub.add_parser("convert", help="convert a dataset: HDF5 to LeRobot v3.0, LeRobot to robomimic HDF5")
+    p.add_argument("input", help="HDF5 file or folder, or LeRobot dataset folder")
+    p.add_argument("output", help="LeRobot folder (--to lerobot) or .hdf5 file (--to robomimic)")
+    p.add_argument("--to", required=True, choices=["lerobot", "robomimic"], help="output format")
+    p.add_argument("--format", dest="data_format", default=None, help="input format (default: detected)")
+    p.add_argument("--fps", type=int, default=None, help="frames per second written (default: the input's, or 10)")
+    p.add_argument("--vcodec", default=None, help="video codec for --to lerobot: libsvtav1 (default), libx264, "
+                   "libx265, libx264rgb (lossless)")
+    p.add_argument("--layout", choices=["v3.0", "v2.1"], default="v3.0", help="LeRobot layout written")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(handler="atlas.data.convert:convert")
+
+
 def _add_report(sub) -> None:
     p = sub.add_parser("report", help="plots and a summary of a run folder")
     p.add_argument("run_dir")
@@ -143,7 +176,8 @@ def _add_report(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atlas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_collect, _add_eval, _add_doctor, _add_plan, _add_stats, _add_report):
+    for add in (_add_train, _add_collect, _add_eval, _add_doctor, _add_plan, _add_stats, _add_inspect, _add_convert,
+                _add_report):
         add(sub)
     return parser
 

@@ -6,25 +6,11 @@ from __future__ import annotations
 import json
 import sys
 
-import h5py
-
 from atlas.data.config import DataConfig
+from atlas.data.detect import detect_format
 from atlas.data.errors import DataError
-from atlas.data.hdf5source import find_files, open_file
 from atlas.data.registry import dataset_statistics, open_source, select_tasks
 from atlas.data.stats import STAT_COLUMNS
-
-
-def detect_format(path: str) -> str:
-    """robomimic when the first file has a `data` group of demos, aloha when it has `action` + `observations`."""
-    first = find_files(path)[0]
-    with open_file(first) as handle:
-        if isinstance(handle.get("data"), h5py.Group):
-            return "robomimic"
-        if "action" in handle and isinstance(handle.get("observations"), h5py.Group):
-            return "aloha"
-        keys = ", ".join(sorted(handle))
-    raise DataError(f"{first}: cannot tell the format (top-level keys: {keys}); pass --format robomimic|aloha")
 
 
 def format_table(stats: dict) -> str:

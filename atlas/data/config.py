@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from atlas.config.base import Section
 
@@ -30,9 +31,29 @@ class ImageAugConfig(Section):
         return {"enabled": value} if isinstance(value, bool) else value
 
 
+SHARED_BY_MIXTURE = ("mixture", "batch_size", "sampling", "obs_horizon")
+
+
+class MixtureEntry(Section):
+    """One dataset of `data.mixture`; any other `data.*` key given here overrides the top-level one for it."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True, protected_namespaces=())
+
+    path: str = Field(..., description="The dataset: HDF5 file or folder, or LeRobot folder.")
+    format: str | None = Field(None, description="Its data.format (None: detected from the path).")
+    weight: float = Field(1.0, gt=0, description="Relative share of the samples drawn from it (normalized over the mixture).")
+    name: str | None = Field(None, description="Name in metrics (mixture/<name>) and `atlas eval --dataset` (default: the path's stem).")
+
+    def overrides(self) -> dict:
+        """The per-dataset data.* keys (everything besides path, format, weight, name)."""
+        return dict(self.model_extra or {})
+
+
 class DataConfig(Section):
-    path: str | None = Field(None, description="HDF5 file or folder of files; unused for `format: synthetic`.")
-    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha.")
+    path: str | None = Field(
+        None, description="HDF5 file or folder of files, or a LeRobot dataset folder; unused for `format: synthetic`."
+    )
+    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha, lerobot.")
     batch_size: int = Field(
         8, gt=0, le=2**16, description="Micro-batch per device (per GPU/process), as in the seeds (at most 65536)."
     )
@@ -66,10 +87,11 @@ class DataConfig(Section):
         description="mean_std, min_max (min/max to [-1, 1]), quantile (q01/q99 to [-1, 1]) or none; "
         "one string for all, or per key group {state: ..., action: ...}.",
     )
-    stats: Literal["auto", "dataset", "task"] = Field(
+    stats: Literal["auto", "dataset", "task", "dataset_meta"] = Field(
         "auto",
         description="Normalization statistics over the whole dataset or the trained tasks' episodes; "
-        "auto: the task's own when the run trains a single task, else the dataset's.",
+        "auto: the task's own when the run trains a single task, else the dataset's; "
+        "dataset_meta: the dataset's own (LeRobot meta/stats.json, or v2.1's per-episode statistics merged).",
     )
     stats_cache_dir: str | None = Field(
         None, description="Where statistics are cached when the dataset's folder is read-only (default ~/.cache/atlas/stats)."
@@ -82,6 +104,11 @@ class DataConfig(Section):
     )
     image_aug: ImageAugConfig = Field(
         default_factory=ImageAugConfig, description="Training-time image augmentation on the device (true: defaults)."
+    )
+    mixture: list[MixtureEntry] | None = Field(
+        None,
+        description="Weighted datasets instead of one data.path: a list of {path, format, weight, name, any other "
+        "data.* key}; each keeps its own statistics, state/action are padded to the largest (and model.unified_dim).",
     )
     # synthetic data (tests and smoke runs)
     state_dim: int = Field(8, gt=0, le=4096, description="synthetic: state vector size.")
@@ -104,6 +131,37 @@ class DataConfig(Section):
             if unknown:
                 raise ValueError(f"normalization keys must be state and/or action, got {sorted(unknown)}")
         return value
+
+    @model_validator(mode="after")
+    def _check_mixture(self) -> DataConfig:
+        if self.mixture is not None:
+            if not self.mixture:
+                raise ValueError("data.mixture is empty; list at least one {path, weight} or drop the key")
+            self.dataset_configs()  # every entry's keys and values checked now, not at the first read
+        return self
+
+    def dataset_configs(self) -> list[tuple[str, float, DataConfig]]:
+        """(name, weight normalized to sum 1, the dataset's own data config) per mixture entry."""
+        entries = self.mixture or []
+        total = sum(e.weight for e in entries)
+        base = self.model_dump(exclude={"mixture"})
+        out, seen = [], set()
+        for n, entry in enumerate(entries):
+            extra = entry.overrides()
+            unknown = sorted(set(extra) - set(DataConfig.model_fields))
+            if unknown:
+                raise ValueError(f"data.mixture[{n}]: unknown key(s) {unknown}; an entry takes path, format, weight, "
+                                 "name and data.* keys")
+            shared = sorted(set(extra) & set(SHARED_BY_MIXTURE))
+            if shared:
+                raise ValueError(f"data.mixture[{n}]: {shared} apply to the whole mixture; set them under data:")
+            name = entry.name or os.path.splitext(os.path.basename(os.path.normpath(entry.path)))[0] or f"dataset{n}"
+            if name in seen:
+                raise ValueError(f"data.mixture[{n}]: name {name!r} used twice; give each entry a distinct name")
+            seen.add(name)
+            fields = {**base, **extra, "path": entry.path, "format": entry.format or "auto"}
+            out.append((name, entry.weight / total, DataConfig(**fields)))
+        return out
 
     def normalization_modes(self) -> dict[str, str]:
         """{state: mode, action: mode}; a key left out of a dict uses mean_std."""

@@ -146,6 +146,10 @@ class HDF5Source:
     def episode_name(self, episode: int) -> str:
         return self.episodes[episode].name
 
+    def camera_key(self, camera: str) -> str:
+        """The dataset's own name of a camera: its HDF5 dataset's name (`corner2_image`, `cam_high`)."""
+        return self.layout.images[camera].rsplit("/", 1)[-1]
+
     def read(self, episode: int, key: str, rows: np.ndarray) -> np.ndarray:
         ref = self.episodes[episode]
         if key == "state":

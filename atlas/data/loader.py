@@ -92,5 +92,8 @@ def resplit(micro_batches: list[dict], micro_batch_size: int) -> list[dict]:
 
 
 def valid_elements(batch: dict) -> int:
-    """Action elements that count in the loss: unpadded rows × action dimension."""
+    """Action elements that count in the loss: unpadded rows × action dimension (a mixture's real entries only)."""
+    dims = batch.get("action_dim_mask")
+    if dims is not None:
+        return int((batch["action_mask"].unsqueeze(-1) & dims.bool().unsqueeze(1)).sum())
     return int(batch["action_mask"].sum()) * int(batch["action"].shape[-1])

@@ -68,4 +68,8 @@ class Normalizer(nn.Module):
 
     @classmethod
     def from_dict(cls, data: dict) -> Normalizer:
+        if "mixture" in data:  # a policy trained on data.mixture: every dataset's statistics
+            from atlas.data.mixture_normalizer import MixtureNormalizer
+
+            return MixtureNormalizer.from_dict(data)
         return cls(data["stats"], data.get("modes"))

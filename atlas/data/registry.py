@@ -35,12 +35,16 @@ def _synthetic(cfg: DataConfig, seed: int) -> EpisodeSource:
 
 def _load_builtin_formats() -> None:
     """Each built-in format registers itself on import (one module per format)."""
-    from atlas.data.formats import aloha, robomimic  # noqa: F401
+    from atlas.data.formats import aloha, lerobot, robomimic  # noqa: F401
 
 
 def open_source(cfg: DataConfig, seed: int = 0) -> EpisodeSource:
-    """The episodes of `data.format` at `data.path`."""
+    """The episodes of `data.format` at `data.path` (`auto`: detected from the path)."""
     _load_builtin_formats()
+    if cfg.format == "auto":
+        from atlas.data.detect import detect_format
+
+        cfg = cfg.model_copy(update={"format": detect_format(cfg.path or "")})
     if cfg.format not in FORMATS:
         raise ConfigError(f"data.format: unknown format {cfg.format!r}; valid: {', '.join(sorted(FORMATS))}")
     return FORMATS[cfg.format](cfg, seed)
@@ -80,6 +84,8 @@ def dataset_statistics(
     """(stats, what they cover, log lines) following `data.stats` (auto: the task's own for a single-task run)."""
     everything = list(range(source.num_episodes()))
     mode = cfg.stats
+    if mode == "dataset_meta":
+        return dataset_meta_statistics(source, cfg)
     if mode == "auto":
         mode = "task" if len(trained) == 1 else "dataset"
     episodes = selected if mode == "task" else everything
@@ -108,14 +114,39 @@ def dataset_statistics(
     return stats, label, lines
 
 
-def build_data(
-    cfg: DataConfig,
-    loading: DataLoadingConfig,
-    action_horizon: int,
-    seed: int,
-    effective_batch_size: int | None = None,
-) -> DataBundle:
-    """Source → task selection → split by episode → statistics → (preload) → datasets and transform."""
+def dataset_meta_statistics(source: EpisodeSource, cfg: DataConfig) -> tuple[dict, str, list[str]]:
+    """`data.stats: dataset_meta`: the statistics the dataset ships with (LeRobot's meta/stats.json)."""
+    read = getattr(source, "meta_stats", None)
+    if read is None:
+        raise ConfigError(f"data.stats: dataset_meta needs a dataset that ships statistics (format lerobot); "
+                          f"format {cfg.format!r} has none: use auto, dataset or task")
+    stats = read()
+    needed = {"min_max": ("min", "max"), "quantile": ("q01", "q99"), "mean_std": ("mean", "std"), "none": ()}
+    for key, mode in cfg.normalization_modes().items():
+        missing = [name for name in needed[mode] if name not in stats[key]]
+        if missing:
+            raise DataError(f"{cfg.path}: the dataset's statistics of {key} lack {missing}, needed by "
+                            f"data.normalization {mode}; use data.stats: dataset to compute them")
+    lines = [f"data: normalization {cfg.normalization_modes()} with the dataset's own statistics (meta)"]
+    lines += [f"data: warning: {m}" for m in floor_std(stats)]
+    return stats, "dataset_meta", lines
+
+
+@dataclass
+class PreparedDataset:
+    """One dataset up to the samples: its episodes, split, statistics and log lines."""
+
+    source: EpisodeSource
+    trained: list[str]
+    train_ids: list[int]
+    val_ids: list[int]
+    stats: dict
+    label: str
+    lines: list[str]
+
+
+def prepare_dataset(cfg: DataConfig, loading: DataLoadingConfig, seed: int) -> PreparedDataset:
+    """Source → task selection → split by episode → statistics → (preload)."""
     source = open_source(cfg, seed)
     lines = list(getattr(source, "notes", []))
     trained, selected = select_tasks(source, cfg.tasks)
@@ -131,25 +162,44 @@ def build_data(
 
         source, line = preload(source, sorted(train_ids + val_ids), loading)
         lines.append(line)
-    train = StepDataset(source, train_ids, action_horizon, cfg.obs_horizon, trained)
-    val = StepDataset(source, val_ids, action_horizon, cfg.obs_horizon, trained) if val_ids else None
-    meta = _meta(source, train_ids, trained)
-    batch = effective_batch_size or cfg.batch_size
-    per = "effective batch" if effective_batch_size else "data.batch_size, one process"
+    return PreparedDataset(source, trained, train_ids, val_ids, stats, label, lines)
+
+
+def build_data(
+    cfg: DataConfig,
+    loading: DataLoadingConfig,
+    action_horizon: int,
+    seed: int,
+    effective_batch_size: int | None = None,
+) -> DataBundle:
+    """One dataset (or `data.mixture`'s) → datasets, normalizer and batch transform for the loop."""
+    if cfg.mixture:
+        from atlas.data.mixture import build_mixture
+
+        return build_mixture(cfg, loading, action_horizon, seed, effective_batch_size)
+    p = prepare_dataset(cfg, loading, seed)
+    lines = list(p.lines)
+    train = StepDataset(p.source, p.train_ids, action_horizon, cfg.obs_horizon, p.trained)
+    val = StepDataset(p.source, p.val_ids, action_horizon, cfg.obs_horizon, p.trained) if p.val_ids else None
+    meta = meta_of(p.source, p.train_ids, p.trained)
     lines.append(
-        f"data: format={cfg.format} tasks={len(trained)} episodes train={len(train_ids)} val={len(val_ids)} "
+        f"data: format={cfg.format} tasks={len(p.trained)} episodes train={len(p.train_ids)} val={len(p.val_ids)} "
         f"sampling={cfg.sampling}"
     )
-    lines.append(
-        f"data: samples/epoch={len(train)} steps/epoch={math.ceil(len(train) / batch)} "
-        f"(batch {batch}: {per}) val samples={len(val) if val else 0}"
-    )
-    normalizer = Normalizer(stats, cfg.normalization_modes())
+    lines.append(epoch_line(cfg, len(train), len(val) if val else 0, effective_batch_size))
+    normalizer = Normalizer(p.stats, cfg.normalization_modes())
     transform = BatchTransform(normalizer, cfg.state_noise_snr, cfg.image_aug)
-    return DataBundle(train, val, normalizer, meta, lines, transform, label)
+    return DataBundle(train, val, normalizer, meta, lines, transform, p.label)
 
 
-def _meta(source: EpisodeSource, train_ids: list[int], trained: list[str]) -> DatasetMeta:
+def epoch_line(cfg: DataConfig, train_samples: int, val_samples: int, effective_batch_size: int | None) -> str:
+    batch = effective_batch_size or cfg.batch_size
+    per = "effective batch" if effective_batch_size else "data.batch_size, one process"
+    return (f"data: samples/epoch={train_samples} steps/epoch={math.ceil(train_samples / batch)} "
+            f"(batch {batch}: {per}) val samples={val_samples}")
+
+
+def meta_of(source: EpisodeSource, train_ids: list[int], trained: list[str]) -> DatasetMeta:
     first = train_ids[0]
     image_size = None
     if source.cameras:

@@ -33,6 +33,8 @@ class SampleStream:
         self.seed = seed
         self.mode = mode
         self.episode_ranges = list(episode_ranges) if episode_ranges is not None else [(0, num_samples)]
+        # a mixture's ranges carry its datasets (names, first slots, slot counts): see atlas/data/mixture.py
+        self.groups = getattr(episode_ranges, "groups", None)
         self.shuffle = shuffle
         self._cache: dict[int, np.ndarray] = {}
 
@@ -63,6 +65,21 @@ class SampleStream:
             start += len(chunk)
             count -= len(chunk)
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+    def mixture_fractions(self, position: int) -> dict[str, float]:
+        """{"mixture/<name>": fraction of the samples at stream positions [0, position) drawn from that dataset};
+        empty for a single dataset. Whole epochs hold each dataset's slots exactly; only the current epoch's
+        prefix is counted."""
+        if self.groups is None or position <= 0:
+            return {}
+        names, starts, slots = self.groups
+        full, offset = divmod(int(position), self.num_samples)
+        counts = full * np.asarray(slots, dtype=np.int64)
+        if offset:
+            owner = np.searchsorted(np.asarray(starts), self.epoch(full)[:offset], side="right") - 1
+            counts = counts + np.bincount(owner, minlength=len(names))
+        return {f"mixture/{name}": float(c) / position for name, c in zip(names, counts)}
 
 
 class EffectiveBatchSampler(Sampler[list[int]]):

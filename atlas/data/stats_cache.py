@@ -37,7 +37,8 @@ def fingerprint(source: EpisodeSource, episode_ids: list[int], extra: dict) -> s
 def cache_dirs(source: EpisodeSource, user_dir: str | None) -> list[str]:
     """Candidate cache folders, in the order they are tried."""
     paths = [ref.path for ref in source.episodes]
-    beside = os.path.join(os.path.commonpath([os.path.dirname(p) for p in paths]), ".atlas_cache")
+    beside = getattr(source, "cache_dir", None) or os.path.join(
+        os.path.commonpath([os.path.dirname(p) for p in paths]), ".atlas_cache")
     fallback = user_dir or os.path.join(os.path.expanduser("~"), ".cache", "atlas", "stats")
     return [beside, fallback]
 

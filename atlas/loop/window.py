@@ -61,6 +61,7 @@ class MetricWindow:
             "lr": lr,
             "grad_norm": (self.grad_norm / max(1, self.steps)).item(),
             "epoch": step * effective / parts.stream.num_samples,
+            **parts.stream.mixture_fractions(step * effective),  # mixture/<name> (data.mixture only)
             **parts.timers.window_record(self.steps),
             **gpu_memory_peaks(parts.ctx.device),
         }

@@ -29,9 +29,12 @@ CONFIG_NAME = "config.json"
 NORMALIZATION_NAME = "normalization.json"
 
 
-def masked_loss(per_element: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Sum and count of per-element losses [B, H, A] over valid rows (mask [B, H], True = real step)."""
+def masked_loss(per_element: torch.Tensor, mask: torch.Tensor, dim_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """Sum and count of per-element losses [B, H, A] over valid rows (mask [B, H], True = real step) and, for a
+    mixture padded to one action size, real action entries (dim_mask [B, A])."""
     weights = mask.to(per_element.dtype).unsqueeze(-1).expand_as(per_element)
+    if dim_mask is not None:
+        weights = weights * dim_mask.to(per_element.dtype).unsqueeze(1)
     loss_sum = (per_element * weights).sum()
     num_valid = weights.sum()
     return {"loss_sum": loss_sum, "num_valid": num_valid.detach(), "loss": loss_sum.detach() / num_valid.clamp_min(1)}
@@ -65,6 +68,9 @@ class Policy(nn.Module):
         device = self.device
         state = torch.as_tensor(obs["state"], dtype=torch.float32, device=device)
         batch = {"state": self.normalizer.normalize("state", state), "instruction": list(instruction)}
+        dim_mask = getattr(self.normalizer, "dim_mask", None)  # a mixture policy: which state entries are real
+        if dim_mask is not None:
+            batch["state_dim_mask"] = dim_mask("state", device).expand(state.shape[0], -1)
         if "images" in obs and obs["images"] is not None:
             batch["images"] = torch.as_tensor(obs["images"], device=device).float() / 255.0
         if "task_index" in obs:

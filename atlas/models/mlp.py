@@ -40,7 +40,7 @@ class MLPPolicy(Policy):
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         per_element = (self._predict(batch) - batch["action"]).abs()
-        return masked_loss(per_element, batch["action_mask"])
+        return masked_loss(per_element, batch["action_mask"], batch.get("action_dim_mask"))
 
     def sample_actions(self, batch: dict) -> torch.Tensor:
         return self._predict(batch)

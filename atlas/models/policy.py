@@ -68,16 +68,20 @@ class AtlasPolicy(Policy):
             self.vision.gradient_checkpointing = enabled
 
     # -- tokens -----------------------------------------------------------------------------------
-    def _pad(self, x: torch.Tensor, with_mask: bool) -> torch.Tensor:
-        """Into the unified space (RDT): zero-pad, and for states append which entries are real."""
+    def _pad(self, x: torch.Tensor, with_mask: bool, real: torch.Tensor | None = None) -> torch.Tensor:
+        """Into the unified space (RDT): zero-pad, and for states append which entries are real (`real` [B, D]:
+        a mixture's per-sample mask of its own entries; None: all of x's)."""
         if self.unified_dim is None:
             return x
         padded = nn.functional.pad(x, (0, self.unified_dim - x.shape[-1]))
         if not with_mask:
             return padded
-        mask = torch.zeros(self.unified_dim, dtype=x.dtype, device=x.device)
-        mask[: x.shape[-1]] = 1
-        return torch.cat([padded, mask.expand_as(padded)], dim=-1)
+        if real is None:
+            mask = torch.zeros(self.unified_dim, dtype=x.dtype, device=x.device)
+            mask[: x.shape[-1]] = 1
+            return torch.cat([padded, mask.expand_as(padded)], dim=-1)
+        mask = nn.functional.pad(real.to(x.dtype), (0, self.unified_dim - real.shape[-1]))
+        return torch.cat([padded, mask.unsqueeze(1).expand_as(padded)], dim=-1)
 
     def _condition(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Condition tokens [B, Lc, W] (language, vision) and state tokens [B, T, W]."""
@@ -93,7 +97,7 @@ class AtlasPolicy(Policy):
             images = batch["images"]
             tokens, grid = self.vision(images.flatten(1, 2))
             parts.append(self.vision_proj(tokens.to(state.dtype), grid, images.shape[2]))
-        state_tokens = self.state_proj(self._pad(state, with_mask=True))
+        state_tokens = self.state_proj(self._pad(state, with_mask=True, real=batch.get("state_dim_mask")))
         state_tokens = state_tokens + sinusoidal(torch.arange(steps, device=state.device), state_tokens.shape[-1]).to(state.dtype)
         condition = torch.cat(parts, dim=1) if parts else state_tokens.new_zeros(b, 0, state_tokens.shape[-1])
         return condition, state_tokens
@@ -110,7 +114,7 @@ class AtlasPolicy(Policy):
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
         actions = batch["action"]
         per_element = self.action_head.loss(self._pad(actions, with_mask=False), self._runner(batch))
-        out = masked_loss(per_element[..., : actions.shape[-1]], batch["action_mask"])
+        out = masked_loss(per_element[..., : actions.shape[-1]], batch["action_mask"], batch.get("action_dim_mask"))
         out[f"{self.cfg.head.name}_loss"] = out["loss"]
         return out
 

@@ -94,8 +94,14 @@ def start_temporary(out: Path, append: bool) -> Path:
 
 
 def finish(tmp: Path, out: Path) -> None:
+    """Put the finished temporary file (or dataset folder) in place of `out`."""
+    if tmp.is_dir() and out.is_dir():  # --overwrite of a dataset folder: the checks above allowed it
+        shutil.rmtree(out)
     os.replace(tmp, out)
 
 
 def discard(tmp: Path) -> None:
-    tmp.unlink(missing_ok=True)
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)

@@ -20,6 +20,7 @@ from atlas.sim.seeding import episode_seed
 from atlas.sim.tasks import INSTRUCTIONS, parse_tasks
 
 _ENVS: dict = {}  # per-process cache: task -> (env, expert)
+CONTROL_FPS = 80  # Meta-World steps per simulated second (frame_skip 5 x 2.5 ms): LeRobot's timestamps
 
 
 def run_expert_episode(
@@ -103,16 +104,18 @@ def collect(
     progress: bool = True,
     overwrite: bool = False,
     append: bool = False,
+    out_format: str = "robomimic",
 ) -> dict:
-    """Collect `episodes` successful expert demos per task into `out` (robomimic layout).
+    """Collect `episodes` successful expert demos per task into `out` (a writer of `atlas.data.writers`:
+    robomimic HDF5, or a LeRobot v3.0 folder with `out_format="lerobot"`).
 
     An existing `out` is refused unless `overwrite` or `append`; episodes are written to a temporary file
     renamed over `out` only when the collection finished (see atlas/sim/collect_output.py).
     Returns {"tasks": {task: {"episodes", "tried", "expert_success_rate"}}, "frames" (all simulated,
     kept or not), "wall_time_s", "out"}.
     """
+    from atlas.data.writers import open_writer
     from atlas.sim import collect_output as output
-    from atlas.sim.robomimic_writer import RobomimicWriter
 
     out = Path(out)
     task_list = parse_tasks(tasks)
@@ -122,6 +125,9 @@ def collect(
         raise ValueError("episodes must be positive")
     if image_size <= 0:
         raise ValueError(f"--image-size must be positive, got {image_size}")
+    if append and out_format != "robomimic":
+        raise ValueError(f"--append adds episodes to a robomimic HDF5 file; a {out_format} dataset is written "
+                         "whole: collect into another --out")
     output.check_output(out, overwrite, append)
     check_cameras(task_list[0], camera_list)
     cap = max_attempts or 20 * episodes + 20
@@ -132,13 +138,13 @@ def collect(
         previous = out
     tmp = output.start_temporary(out, append)
     try:
-        writer = RobomimicWriter(tmp, env_args, append=append)
+        writer = open_writer(out_format, str(tmp), env_args=env_args, fps=CONTROL_FPS, append=append)
         job = _Job(task_list, episodes, camera_list, image_size, seed, workers, max_steps, cap)
         result = _collect_into(writer, job, progress)
         writer.close(output.merged_collection(previous, result["tasks"]) if previous else result["tasks"])
         output.finish(tmp, out)
     except BaseException:  # Ctrl-C and errors alike: the user's --out is as it was, no partial file is left
-        if "writer" in locals():
+        if "writer" in locals() and hasattr(writer, "abort"):
             writer.abort()
         output.discard(tmp)
         raise

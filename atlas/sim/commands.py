@@ -24,6 +24,7 @@ def collect(args: argparse.Namespace) -> int:
             workers=args.workers,
             overwrite=getattr(args, "overwrite", False),
             append=getattr(args, "append", False),
+            out_format=args.out_format,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err
@@ -53,6 +54,7 @@ def _check_outputs(out: Path, video_dir: Path | None) -> None:
 def evaluate(args: argparse.Namespace) -> int:
     import torch
 
+    from atlas.data.mixture_normalizer import dataset_tasks, select_dataset
     from atlas.sim.checkpoint import load_checkpoint
     from atlas.sim.envs import check_env
     from atlas.sim.evaluate import evaluate_policy, format_table
@@ -61,8 +63,9 @@ def evaluate(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_checkpoint(args.checkpoint, args.weights, device)
     policy, run_config = loaded.policy, loaded.run_config
+    dataset = select_dataset(policy, args.dataset)  # a mixture-trained policy: whose statistics (default the first)
     eval_cfg, data_cfg = _section(run_config, "eval"), _section(run_config, "data")
-    tasks = args.tasks or eval_cfg.get("tasks") or policy.meta.tasks
+    tasks = args.tasks or eval_cfg.get("tasks") or dataset_tasks(policy) or policy.meta.tasks
     if not tasks:
         raise ConfigError("--tasks: the checkpoint names no tasks; pass --tasks T1,T2")
     exec_horizon = args.exec_horizon or eval_cfg.get("exec_horizon") or min(8, policy.cfg.action_horizon)
@@ -71,7 +74,8 @@ def evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else loaded.directory / "eval.json"
     video_dir = Path(args.video_dir) if args.video_dir else out.parent / "videos"
     _check_outputs(out, video_dir if args.record_video else None)  # before the evaluation, not after it
-    print(f"checkpoint {loaded.directory} ({loaded.weights_kind} weights: {loaded.weights.name}) on {device}")
+    print(f"checkpoint {loaded.directory} ({loaded.weights_kind} weights: {loaded.weights.name}) on {device}"
+          + (f", statistics of dataset {dataset}" if dataset else ""))
     try:
         summary = evaluate_policy(
             policy,
@@ -86,7 +90,8 @@ def evaluate(args: argparse.Namespace) -> int:
             video_dir=video_dir,
             env=args.env,
             progress=True,
-            saved=(str(loaded.directory), str(loaded.weights)) if device == "cpu" else None,
+            # workers reload the folder as saved (its first dataset); another --dataset goes through a temp copy
+            saved=(str(loaded.directory), str(loaded.weights)) if device == "cpu" and not args.dataset else None,
         )
     except ValueError as err:
         raise ConfigError(str(err)) from err

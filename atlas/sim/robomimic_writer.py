@@ -38,7 +38,14 @@ class RobomimicWriter:
         self.data.attrs["env_args"] = json.dumps(env_args, sort_keys=True)
 
     def add(self, episode: dict) -> str:
-        """episode: state, actions, rewards, dones, success arrays, images {camera: [T,H,W,3]}, task, instruction, seed."""
+        """episode: state, actions, rewards, dones, success arrays, images {camera: [T,H,W,3]}, task, instruction, seed.
+
+        A converted episode may lack rewards/dones/success/seed: zeros, done at the last step, seed 0."""
+        length = int(len(episode["actions"]))
+        dones = np.zeros(length, dtype=np.uint8)
+        dones[-1:] = 1
+        episode = {"rewards": np.zeros(length, np.float32), "dones": dones, "success": np.zeros(length, np.uint8),
+                   "seed": 0, **episode}
         name = f"demo_{self.num_demos}"
         group = self.data.create_group(name)
         obs = group.create_group("obs")
@@ -52,7 +59,6 @@ class RobomimicWriter:
         group.create_dataset("rewards", data=np.asarray(episode["rewards"], dtype=np.float32))
         group.create_dataset("dones", data=np.asarray(episode["dones"], dtype=np.uint8))
         group.create_dataset("success", data=np.asarray(episode["success"], dtype=np.uint8))
-        length = int(len(episode["actions"]))
         group.attrs["num_samples"] = length
         group.attrs["task"] = episode["task"]
         group.attrs["language_instruction"] = episode["instruction"]
@@ -61,9 +67,9 @@ class RobomimicWriter:
         self.total += length
         return name
 
-    def close(self, collection: dict) -> None:
+    def close(self, collection: dict | None = None) -> None:
         self.data.attrs["total"] = self.total
-        self.data.attrs["collection"] = json.dumps(collection, sort_keys=True)
+        self.data.attrs["collection"] = json.dumps(collection or {}, sort_keys=True)
         self.file.close()
 
     def abort(self) -> None:

@@ -65,6 +65,8 @@ def test_dataloader_quick() -> None:
     lines = run_quick("dataloader.py", timeout=240)
     (ratio,) = figures(lines[-1], rf"HEADLINE atlas loader {NUMBER}x naive")
     assert 0.1 < float(ratio) < 1000
+    ((rate, versus),) = figures(lines[-2], rf"LEROBOT atlas reader {NUMBER} samples/s .* {NUMBER}x lazy HDF5")
+    assert float(rate) > 1 and 0.001 < float(versus) < 1000
 
 
 @pytest.mark.slow
