@@ -85,12 +85,15 @@ class TokenTextEncoder(CachedTokens):
         return super().train(mode and not self.frozen)
 
     def encode(self, texts: list[str]) -> list[torch.Tensor]:
+        """Each text's real tokens [L_i, D]; the lengths come from the tokenizer's Python lists, so no step
+        depends on tensor values (the planner runs this under FakeTensorMode)."""
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        enc = {k: v.to(device) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
-        hidden = self.model(**enc).last_hidden_state
-        mask = enc["attention_mask"].bool()
-        return [hidden[i][mask[i]] for i in range(len(texts))]
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length)
+        ids = torch.tensor(enc["input_ids"], dtype=torch.long, device=device)
+        attention = torch.tensor(enc["attention_mask"], dtype=torch.long, device=device)
+        hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
+        spans = [(row.index(1), len(row) - row[::-1].index(1)) for row in enc["attention_mask"]]
+        return [hidden[i, start:end] for i, (start, end) in enumerate(spans)]
 
 
 class PrecomputedTokens(CachedTokens):
