@@ -44,7 +44,10 @@ PRESETS: dict[str, dict] = {
         "unified_dim": 128,
         "vision": {"name": "vit", "size": "so400m", "patch_size": 14, "image_size": 384, "freeze": True},
         "language": {"name": "minilm", "freeze": True},
-        "fusion": {"width": 2048, "depth": 28, "num_heads": 32, "mlp_ratio": 1.0, "qk_norm": True},
+        # RDT's wiring, spelled in the fusion fields the planner reads (its depth probes step by 2 blocks:
+        # one language, one image): cross-attention alternating language/image, QK-norm, MLP ratio 1.
+        "fusion": {"width": 2048, "depth": 28, "num_heads": 32, "mlp_ratio": 1.0, "qk_norm": True,
+                   "cross_attention": True, "alternate_cross_attention": True},
         "head": {
             "name": "diffusion",
             "num_train_timesteps": 1000,

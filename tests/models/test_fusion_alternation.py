@@ -32,4 +32,5 @@ def test_rdt_preset_is_rdts_own_wiring_and_atlas_presets_do_not_alternate():
 
     _import_builtin()
     assert POLICIES["rdt-1b"] is RDTPolicy and POLICIES["rdt"] is RDTPolicy
+    assert ModelConfig(preset="rdt-1b").fusion.alternate_cross_attention  # what the planner's depth probes read
     assert not ModelConfig(preset="atlas-base").fusion.alternate_cross_attention
