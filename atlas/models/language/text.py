@@ -24,15 +24,24 @@ def minilm_path() -> str:
 ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
-def load_text_model(path: str, load_weights: bool = True):
-    """(tokenizer, model) from a local folder, never downloaded; an encoder-decoder (T5, as RDT uses) loads
-    its encoder only. Missing transformers = a message naming the extra."""
+def require_transformers(what: str):
+    """The transformers module, or one ConfigError naming the extra that installs it."""
     try:
         import transformers
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("local text encoders need transformers: pip install 'atlas[hf]'") from err
+    except ImportError:
+        from atlas.config.errors import ConfigError
+
+        raise ConfigError(f"{what} needs transformers: pip install 'atlas-vla[hf]'") from None
+    return transformers
+
+
+def load_text_model(path: str, load_weights: bool = True):
+    """(tokenizer, model) from a local folder, never downloaded; an encoder-decoder (T5, as RDT uses) loads
+    its encoder only."""
     from atlas.config.errors import ConfigError
+
+    transformers = require_transformers(f"model.language.path={path}")
+    AutoConfig, AutoModel, AutoTokenizer = transformers.AutoConfig, transformers.AutoModel, transformers.AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(path, local_files_only=True)

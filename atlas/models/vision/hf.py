@@ -1,6 +1,12 @@
-"""`hf`: any transformers vision model from a local folder (CLIP/SigLIP take their `vision_model`)."""
+"""`hf`: any transformers vision model from a local folder (CLIP/SigLIP take their `vision_model`), its
+patch tokens from the last hidden state (what RDT feeds its image adaptor). Pixels are normalized with the
+folder's own image processor statistics (`preprocessor_config.json`: SigLIP's mean = std = 0.5) where it
+has them, else ImageNet's."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
@@ -11,9 +17,15 @@ class HFVision(Backbone):
     def __init__(self, path: str | None, image_size: int | None = None, frozen: bool = True, load_weights: bool = True):
         if not path:
             raise ValueError("model.vision.path: the hf backbone needs a local folder of a transformers model")
-        from transformers import AutoConfig, AutoModel
+        from atlas.config.errors import ConfigError
+        from atlas.models.language.text import require_transformers
 
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        transformers = require_transformers(f"model.vision.path={path}")
+        AutoConfig, AutoModel = transformers.AutoConfig, transformers.AutoModel
+        try:
+            config = AutoConfig.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"model.vision.path: {path} is not a local transformers model folder ({err})") from None
         vision_config = getattr(config, "vision_config", config)
         native = getattr(vision_config, "image_size", None)
         super().__init__(image_size or native, frozen)
@@ -24,7 +36,18 @@ class HFVision(Backbone):
         self.model = getattr(model, "vision_model", model)
         self.patch_size = int(getattr(vision_config, "patch_size", 16))
         self.out_dim = int(vision_config.hidden_size)
+        self._use_processor_statistics(Path(path) / "preprocessor_config.json")
         self.freeze_if_configured()
+
+    def _use_processor_statistics(self, path: Path) -> None:
+        try:
+            data = json.loads(path.read_text())
+            mean, std = [float(x) for x in data["image_mean"]], [float(x) for x in data["image_std"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no processor config: ImageNet statistics
+        if len(mean) == 3 and len(std) == 3:
+            self.pixel_mean.copy_(torch.tensor(mean).view(1, 3, 1, 1))
+            self.pixel_std.copy_(torch.tensor(std).view(1, 3, 1, 1))
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         b, f = images.shape[:2]
