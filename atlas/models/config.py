@@ -44,10 +44,14 @@ class ModelConfig(Section):
         """Preset defaults under the given fields, so `cfg.model.action_horizon` is already the preset's."""
         if not isinstance(data, dict):
             return data
-        if data.get("preset") in RDT_PRESETS and data.get("pretrained"):
+        if data.get("pretrained"):
             from atlas.models.rdt.fields import release_fields
 
-            data = deep_merge(release_fields(data["pretrained"]), data)
+            fields = release_fields(data["pretrained"])
+            if fields and data.get("preset") not in RDT_PRESETS:
+                raise ValueError(f"model.pretrained={data['pretrained']} is RDT's release folder: it needs "
+                                 f"model.preset rdt or rdt-1b (RDT's wiring), not {data.get('preset', 'mlp')!r}")
+            data = deep_merge(fields, data)
         return merge_preset(data)
 
     @model_validator(mode="after")

@@ -94,6 +94,12 @@ def test_encoders_that_do_not_fit_the_release_are_named():
         build_policy(cfg, meta(state_dim=8, action_dim=8, cameras=1, image=24), Normalizer({}))
 
 
+@needs_fixture
+def test_a_release_with_a_non_rdt_preset_is_named():
+    with pytest.raises(ValueError, match="RDT's release folder: it needs model.preset rdt or rdt-1b"):
+        ModelConfig(preset="atlas-base", pretrained=str(FIXTURE))
+
+
 def test_policy_interface_masked_loss_sampling_and_save_load(tmp_path):
     m = meta(state_dim=8, action_dim=4, cameras=1, image=32, tasks=2)
     policy = build_policy(ModelConfig(**TINY), m, Normalizer({}))

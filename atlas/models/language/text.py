@@ -7,6 +7,8 @@ A trainable encoder runs every step with gradients.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,6 +42,9 @@ def load_text_model(path: str, load_weights: bool = True):
     its encoder only."""
     from atlas.config.errors import ConfigError
 
+    if not Path(path).is_dir():
+        raise ConfigError(f"model.language.path: {path} is not a folder (a local transformers model folder, "
+                          f"e.g. T5's; nothing is downloaded)")
     transformers = require_transformers(f"model.language.path={path}")
     AutoConfig, AutoModel, AutoTokenizer = transformers.AutoConfig, transformers.AutoModel, transformers.AutoTokenizer
 

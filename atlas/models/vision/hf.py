@@ -20,6 +20,9 @@ class HFVision(Backbone):
         from atlas.config.errors import ConfigError
         from atlas.models.language.text import require_transformers
 
+        if not Path(path).is_dir():
+            raise ConfigError(f"model.vision.path: {path} is not a folder (a local transformers model folder, "
+                              f"e.g. SigLIP's; nothing is downloaded)")
         transformers = require_transformers(f"model.vision.path={path}")
         AutoConfig, AutoModel = transformers.AutoConfig, transformers.AutoModel
         try:
