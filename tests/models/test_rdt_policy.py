@@ -150,3 +150,24 @@ def test_unified_space_placement_and_indicators():
     assert torch.equal(state_in[0, 0, :5], b["state"][0, -1]) and (state_in[..., 5:16] == 0).all()
     assert (state_in[..., 16:21] == 1).all() and (state_in[..., 21:] == 0).all()
     assert (action_in[..., 16:19] == 1).all() and (action_in[..., 19:] == 0).all()
+
+
+def test_memory_options_keep_the_loss_and_gradients():
+    """Block-wise checkpointing and the efficient SDPA kernels change memory, not results; bf16 autocast runs."""
+    m = meta(state_dim=5, action_dim=3, cameras=1, image=32)
+    b = batch(m, 6, steps=2)
+    results = []
+    for ckpt, mea in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        policy = build_policy(ModelConfig(**TINY), m, Normalizer({}), gradient_checkpointing=ckpt,
+                              memory_efficient_attention=mea)
+        torch.manual_seed(1)
+        out = policy(b)
+        out["loss_sum"].backward()
+        results.append((out["loss_sum"].detach(), policy.model.blocks[1].cross_attn.kv.weight.grad.clone()))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = policy(b)
+    out["loss_sum"].backward()
+    assert torch.isfinite(out["loss"]) and policy.model.blocks[0].norm1.weight.grad.dtype == torch.float32
