@@ -96,6 +96,17 @@ def read_yaml(path: str | Path) -> dict:
     return data
 
 
+def config_layer(data: dict, path: str | Path) -> dict:
+    """A recipe (atlas/configs/recipes/*.yaml: `name`, `match`, `parameters`, ...) trains from its `config:`
+    block; any other file is the config itself."""
+    if "parameters" in data and "match" in data:
+        if not isinstance(data.get("config"), dict):
+            raise ConfigError(f"{path} is a recipe without a `config:` block: it describes a setup for "
+                              f"`atlas doctor` but gives nothing to train")
+        return data["config"]
+    return data
+
+
 def detect_profile() -> str:
     """`profile: auto`: pick by the memory of the first visible GPU (CPU profile without one)."""
     import torch
@@ -131,7 +142,7 @@ def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, profile: str | None = None
 ) -> AtlasConfig:
     """Resolve a config; `profile` (from --profile) wins over the file's own `profile:` key."""
-    file_layer = canonicalize(read_yaml(path)) if path else {}
+    file_layer = canonicalize(config_layer(read_yaml(path), path)) if path else {}
     override_layer = canonicalize(parse_overrides(overrides or []))
     profile_name = override_layer.get("profile") or profile or file_layer.get("profile")
     layers: dict = {}

@@ -10,14 +10,20 @@ from atlas.config.base import Section
 from atlas.models.fusion.config import FusionConfig
 from atlas.models.heads.config import HeadConfig
 from atlas.models.language.config import LanguageConfig
-from atlas.models.presets import merge_preset
+from atlas.models.presets import RDT_PRESETS, deep_merge, merge_preset
+from atlas.models.rdt.config import RDTConfig
 from atlas.models.vision.config import VisionConfig
 
 
 class ModelConfig(Section):
     preset: str = Field(
-        "mlp", description="Policy preset (mlp, atlas-tiny, atlas-small, atlas-base, atlas-vggt, rdt-1b); "
-        "it sets defaults that explicit fields override."
+        "mlp", description="Policy preset (mlp, atlas-tiny, atlas-small, atlas-base, atlas-vggt, rdt-1b, rdt); "
+        "it sets defaults that explicit fields override. rdt-1b/rdt are wired like RDT (atlas/models/rdt)."
+    )
+    pretrained: str | None = Field(
+        None, description="Start from these weights: an Atlas run or checkpoint folder, a model.safetensors, or "
+        "RDT's release folder (config.json + pytorch_model.bin or model.safetensors), whose config.json then "
+        "gives the rdt policy's shape under the fields set here."
     )
     action_horizon: int = Field(16, gt=0, le=4096, description="Action chunk length predicted per observation.")
     hidden_dim: int = Field(256, gt=0, le=65536, description="mlp: hidden width.")
@@ -30,12 +36,23 @@ class ModelConfig(Section):
     language: LanguageConfig = Field(default_factory=LanguageConfig, description="Instruction encoder.")
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="Fusion transformer.")
     head: HeadConfig = Field(default_factory=HeadConfig, description="Action head.")
+    rdt: RDTConfig = Field(default_factory=RDTConfig, description="rdt policy: RDT's adaptors, history and inputs.")
 
     @model_validator(mode="before")
     @classmethod
     def _apply_preset(cls, data: Any) -> Any:
         """Preset defaults under the given fields, so `cfg.model.action_horizon` is already the preset's."""
-        return merge_preset(data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            return data
+        if data.get("pretrained"):
+            from atlas.models.rdt.fields import release_fields
+
+            fields = release_fields(data["pretrained"])
+            if fields and data.get("preset") not in RDT_PRESETS:
+                raise ValueError(f"model.pretrained={data['pretrained']} is RDT's release folder: it needs "
+                                 f"model.preset rdt or rdt-1b (RDT's wiring), not {data.get('preset', 'mlp')!r}")
+            data = deep_merge(fields, data)
+        return merge_preset(data)
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -44,9 +61,12 @@ class ModelConfig(Section):
                 f"model.fusion.width={self.fusion.width} is not divisible by model.fusion.num_heads={self.fusion.num_heads}"
             )
         f = self.fusion
+        if self.preset in RDT_PRESETS:
+            return self  # RDT's wiring is its own (atlas/models/rdt); the fusion flags below are AtlasPolicy's
         if f.alternate_cross_attention and not (f.cross_attention and self.language.name != "none" and self.vision.name != "none"):
             raise ValueError(
                 "model.fusion.alternate_cross_attention alternates language and vision blocks: it needs "
                 "model.fusion.cross_attention=true, a model.language encoder and a model.vision backbone"
             )
         return self
+

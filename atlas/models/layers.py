@@ -48,10 +48,53 @@ def rope_2d(x: torch.Tensor, pos: torch.Tensor, base: float = 100.0) -> torch.Te
     return torch.cat(out, dim=-1)
 
 
-class Attention(nn.Module):
-    """Multi-head attention on torch SDPA; self-attention (`qkv`) or cross-attention (`q` + `kv`)."""
+class _RMSNormFunction(torch.autograd.Function):
+    """y = x * rsqrt(mean(x^2) + eps) * w in float32, keeping only x (its own dtype) and the [..., 1] rsqrt
+    for backward, as CUDA's fused kernel does: the spelled-out form (and F.rms_norm's CPU composite, which
+    the planner measures) keeps float32 copies of x, which on RDT-1B's 4374 image keys per block is ~0.6 GB
+    per sample more than a GPU needs."""
 
-    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False, cross: bool = False, dropout: float = 0.0):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        h = x.to(torch.promote_types(x.dtype, torch.float32))
+        rstd = torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+        ctx.save_for_backward(x, weight, rstd)
+        return (h * rstd * weight.to(h.dtype)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, rstd = ctx.saved_tensors
+        xhat = x.to(rstd.dtype) * rstd
+        gw = grad.to(rstd.dtype) * weight.to(rstd.dtype)
+        grad_x = rstd * (gw - xhat * (gw * xhat).mean(-1, keepdim=True))
+        grad_w = (grad.to(rstd.dtype) * xhat).reshape(-1, x.shape[-1]).sum(0) if ctx.needs_input_grad[1] else None
+        return grad_x.to(x.dtype), None if grad_w is None else grad_w.to(weight.dtype), None
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm with a learned scale, `x * rsqrt(mean(x^2) + eps) * weight` (timm's `RmsNorm`,
+    which RDT uses), computed in float32 and cast back; outside autocast, as a norm's own arithmetic."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _RMSNormFunction.apply(x, self.weight, self.eps)
+
+
+NORMS: dict[str, type[nn.Module]] = {"layer": nn.LayerNorm, "rms": RMSNorm}
+
+
+class Attention(nn.Module):
+    """Multi-head attention on torch SDPA; self-attention (`qkv`) or cross-attention (`q` + `kv`).
+
+    `norm` picks the QK-norm (LayerNorm, or RMSNorm as in RDT); `mask` [B, L_context] (True = attend)
+    hides padded context tokens (RDT's variable-length language)."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False, cross: bool = False, dropout: float = 0.0,
+                 norm: str = "layer"):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -61,8 +104,8 @@ class Attention(nn.Module):
             self.kv = nn.Linear(dim, 2 * dim)
         else:
             self.qkv = nn.Linear(dim, 3 * dim)
-        self.q_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
-        self.k_norm = nn.LayerNorm(self.head_dim) if qk_norm else nn.Identity()
+        self.q_norm = NORMS[norm](self.head_dim) if qk_norm else nn.Identity()
+        self.k_norm = NORMS[norm](self.head_dim) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
         self.dropout = dropout
         self.memory_efficient = False
@@ -71,7 +114,8 @@ class Attention(nn.Module):
         b, length, _ = x.shape
         return list(x.view(b, length, n, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0))
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, pos: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, pos: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.cross:
             (q,) = self._heads(self.q(x), 1)
             k, v = self._heads(self.kv(context), 2)
@@ -81,20 +125,23 @@ class Attention(nn.Module):
         if pos is not None:
             q, k = rope_2d(q, pos), rope_2d(k, pos)
         dropout = self.dropout if self.training else 0.0
+        attn_mask = None if mask is None else mask.view(mask.shape[0], 1, 1, mask.shape[-1])
         if self.memory_efficient:
             with sdpa_kernel(EFFICIENT_BACKENDS):
-                out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         return self.proj(out.transpose(1, 2).flatten(2))
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+    """fc1 → tanh-GELU → fc2 (timm's `Mlp` names, which RDT's checkpoints use); `out_dim` defaults to `dim`."""
+
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, out_dim: int | None = None):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, out_dim or dim)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

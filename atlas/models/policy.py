@@ -22,7 +22,7 @@ from atlas.models.heads.base import Runner
 from atlas.models.heads.registry import build_head
 from atlas.models.language.registry import build_encoder
 from atlas.models.layers import mlp_adaptor, set_memory_efficient_attention, sinusoidal
-from atlas.models.presets import PRESETS
+from atlas.models.presets import PRESETS, RDT_PRESETS
 from atlas.models.registry import register_policy
 from atlas.models.vision.registry import build_backbone
 from atlas.models.vision.tokens import VisionProjector
@@ -125,5 +125,5 @@ class AtlasPolicy(Policy):
 
 
 for _name in PRESETS:
-    if _name != "mlp":
+    if _name != "mlp" and _name not in RDT_PRESETS:  # RDT's presets: atlas.models.rdt.policy
         register_policy(_name)(AtlasPolicy)

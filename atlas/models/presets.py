@@ -33,27 +33,21 @@ PRESETS: dict[str, dict] = {
         "fusion": {"width": 768, "depth": 12, "num_heads": 12, "mlp_ratio": 4.0, "qk_norm": True},
         "head": {"name": "flow", "num_inference_steps": 10},
     },
-    # RDT-1B's shape (github.com/thu-ml/RoboticsDiffusionTransformer): SigLIP-so400m vision (frozen),
-    # 2048 wide, 28 blocks, 32 heads, FFN ratio 1, QK-norm, cross-attention alternating between the language
-    # and the image condition block by block (models/rdt/model.py `conds[i % 2]`), 2 history frames x 3 cameras x
-    # 729 SigLIP tokens (configs/base.yaml img_history_size, num_cameras),
-    # 128-d unified state/action space, 64-step chunks, DDPM with 1000 steps predicting the sample.
-    # MiniLM stands in for RDT's frozen T5-XXL (which is not part of RDT's 1.2 B count either).
+    # RDT-1B (github.com/thu-ml/RoboticsDiffusionTransformer), wired like RDT by the `rdt` policy
+    # (atlas/models/rdt): 2048 wide, 28 blocks, 32 heads (configs/base.yaml), 64-step chunks in the 128-d
+    # unified space, DDPM with 1000 steps predicting the sample, DPM-Solver++ in 5 steps, 2 history frames x
+    # 3 cameras x 729 SigLIP-so400m tokens. Offline stand-ins for its frozen encoders until model.vision /
+    # model.language name local SigLIP / T5 folders: Atlas's so400m ViT (same token shape, random weights)
+    # and MiniLM's per-token embeddings (neither is part of RDT's 1.2 B count).
     "rdt-1b": {
         "action_horizon": 64,
         "unified_dim": 128,
         "vision": {"name": "vit", "size": "so400m", "patch_size": 14, "image_size": 384, "freeze": True},
         "language": {"name": "minilm", "freeze": True},
-        "fusion": {
-            "width": 2048,
-            "depth": 28,
-            "num_heads": 32,
-            "mlp_ratio": 1.0,
-            "qk_norm": True,
-            "cross_attention": True,
-            "alternate_cross_attention": True,
-            "adaptor_layers": 2,
-        },
+        # RDT's wiring, spelled in the fusion fields the planner reads (its depth probes step by 2 blocks:
+        # one language, one image): cross-attention alternating language/image, QK-norm, MLP ratio 1.
+        "fusion": {"width": 2048, "depth": 28, "num_heads": 32, "mlp_ratio": 1.0, "qk_norm": True,
+                   "cross_attention": True, "alternate_cross_attention": True},
         "head": {
             "name": "diffusion",
             "num_train_timesteps": 1000,
@@ -61,8 +55,15 @@ PRESETS: dict[str, dict] = {
             "prediction": "sample",
             "beta_schedule": "squaredcos_cap_v2",
         },
+        "rdt": {"img_history_size": 2, "num_cameras": 3},
     },
 }
+
+
+# Any RDT shape (set model.fusion/action_horizon/... or take them from a release's config.json): RDT-1B's
+# defaults for everything not given.
+PRESETS["rdt"] = {**PRESETS["rdt-1b"], "rdt": {"img_history_size": 2}}  # cameras: the data's
+RDT_PRESETS = ("rdt", "rdt-1b")  # wired by atlas.models.rdt.policy.RDTPolicy, not AtlasPolicy
 
 
 def merge_preset(data: dict) -> dict:
@@ -71,14 +72,14 @@ def merge_preset(data: dict) -> dict:
     if not isinstance(preset, str):
         raise ValueError(f"model.preset must be a preset name (one of {', '.join(PRESETS)}), got {preset!r}")
     defaults = PRESETS.get(preset, {})  # a policy registered in code may have no preset defaults
-    return _deep_merge(defaults, data)
+    return deep_merge(defaults, data)
 
 
-def _deep_merge(base: dict, top: dict) -> dict:
+def deep_merge(base: dict, top: dict) -> dict:
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

@@ -88,9 +88,9 @@ def default_kernel_is_efficient(probe: ModelProbe, mixed_precision: str, sdpa_de
     """Whether a CUDA GPU runs the flash/efficient SDPA kernel with memory_efficient_attention off, and why.
 
     Rule: memory_efficient_attention=false leaves the choice to SDPA, which on a CUDA GPU in bf16/fp16 with
-    no attention mask dispatches to flash/memory-efficient attention; the math kernel (and its saved
-    attention matrix) applies in fp32, when the model passes an explicit mask, or when the code pins the
-    math kernel. `sdpa_default` overrides what the probe saw about pinning (the doctor judges RDT's own
+    no attention mask dispatches to flash/memory-efficient attention, and with a mask (RDT's language mask) to
+    the memory-efficient kernel, which takes masks at the same O(L) memory; the math kernel (and its saved
+    attention matrix) applies in fp32 or when the code pins the math kernel. `sdpa_default` overrides what the probe saw about pinning (the doctor judges RDT's own
     code, which calls F.scaled_dot_product_attention without pinning, through Atlas's stand-in model).
     """
     use = probe.attention
@@ -99,11 +99,13 @@ def default_kernel_is_efficient(probe: ModelProbe, mixed_precision: str, sdpa_de
         return False, "no scaled_dot_product_attention in the trainable model"
     if mixed_precision not in ("bf16", "fp16"):
         return False, "fp32: SDPA's flash kernel needs bf16/fp16, so the math-kernel estimate applies"
-    if use.masked:
-        return False, "the model passes an attention mask, which the flash kernel cannot take: math-kernel estimate"
     if pinned:
         return False, ("memory_efficient_attention=false pins the math kernel in this model's attention "
                        "(atlas/models/layers.py): math-kernel estimate")
+    if use.masked:
+        return True, ("memory_efficient_attention=false lets SDPA choose: the model passes an attention mask, "
+                      "which rules out flash, so on a CUDA GPU in "
+                      f"{mixed_precision} it is the memory-efficient kernel (it takes masks), whose estimate applies")
     return True, ("memory_efficient_attention=false lets SDPA choose: on a CUDA GPU in "
                   f"{mixed_precision} with no attention mask that is the flash/efficient kernel, so its estimate applies")
 

@@ -25,6 +25,12 @@ def test_first_block_reads_only_the_language_token():
     assert not torch.allclose(both(condition, tokens), both(other, tokens))
 
 
-def test_rdt_preset_alternates_and_others_do_not():
-    assert ModelConfig(preset="rdt-1b").fusion.alternate_cross_attention
+def test_rdt_preset_is_rdts_own_wiring_and_atlas_presets_do_not_alternate():
+    """rdt-1b is built by the rdt policy (RDT's blocks alternate by construction: tests/models/test_rdt_policy.py)."""
+    from atlas.models.rdt.policy import RDTPolicy
+    from atlas.models.registry import POLICIES, _import_builtin
+
+    _import_builtin()
+    assert POLICIES["rdt-1b"] is RDTPolicy and POLICIES["rdt"] is RDTPolicy
+    assert ModelConfig(preset="rdt-1b").fusion.alternate_cross_attention  # what the planner's depth probes read
     assert not ModelConfig(preset="atlas-base").fusion.alternate_cross_attention

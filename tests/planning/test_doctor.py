@@ -52,13 +52,15 @@ def test_seed000_small_micro_batch_needs_less_memory(reports):
     assert _verdict(small, 80).status == OK
 
 
-def test_seed000_32_per_gpu_fits_80_but_tight(reports):
-    """Seed 000 calls 32/GPU fine on 80 GB. It fits, with under 10 % to spare: the probe now saves what a
-    GPU's autocast saves (float32 QK-norm inputs), 48 GiB of activations at 32, measured within 1 % of an
-    H200's forward at 16 (benchmarks/RESULTS.md, CUDA checks); DDP's gradient buckets are live at the peak."""
+def test_seed000_32_per_gpu_fits_80(reports):
+    """Seed 000 calls 32/GPU fine on 80 GB, and it fits. The stand-in is RDT's own network (atlas/models/rdt):
+    its RMSNorms keep one bf16 input per norm for backward (CUDA's fused kernel does the same), where the
+    earlier LayerNorm stand-in kept float32 ones, so the probe's activations at 32 are ~31 GiB, not the ~48
+    that an H200 measured for that stand-in (benchmarks/RESULTS.md, CUDA checks; not yet re-measured on a
+    GPU for the rdt policy). RDT passes a language mask: SDPA then runs the memory-efficient kernel."""
     v = _verdict(reports["seed000_32x1x8.sh"], 80)
-    assert v.status == WARN and v.total_gb <= v.budget_gb and v.breakdown["activations"] > 40
-    assert v.strategy == "ddp" and "flash/efficient" in v.attention_kernel
+    assert v.status in (OK, WARN) and v.total_gb <= v.budget_gb and v.breakdown["activations"] > 25
+    assert v.strategy == "ddp" and "memory-efficient kernel" in v.attention_kernel
 
 
 def test_seed000_4_per_gpu_fine_on_48_and_80(reports):

@@ -41,6 +41,39 @@ class _ShapeTokenizer:
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
+ENCODER_ONLY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+
+
+def require_transformers(what: str):
+    """The transformers module, or one ConfigError naming the extra that installs it."""
+    try:
+        import transformers
+    except ImportError:
+        from atlas.config.errors import ConfigError
+
+        raise ConfigError(f"{what} needs transformers: pip install 'atlas-vla[hf]'") from None
+    return transformers
+
+
+def load_text_model(path: str, load_weights: bool = True):
+    """(tokenizer, model) from a local folder, never downloaded; an encoder-decoder (T5, as RDT uses) loads
+    its encoder only. Any unusable folder is one ConfigError naming model.language.path."""
+    from atlas.models.hf_folder import open_hf_folder
+
+    transformers = require_transformers(f"model.language.path={path}")
+
+    def load(folder: str):
+        config = transformers.AutoConfig.from_pretrained(folder, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        cls = getattr(transformers, ENCODER_ONLY.get(config.model_type, ""), None) or transformers.AutoModel
+        model = cls.from_pretrained(folder, local_files_only=True) if load_weights else cls.from_config(config)
+        if getattr(config, "is_encoder_decoder", False) and hasattr(model, "get_encoder") and cls is transformers.AutoModel:
+            model = model.get_encoder()
+        return tokenizer, model
+
+    return open_hf_folder("model.language.path", path, load)
+
+
 class TextEncoder(nn.Module):
     """list[str] → [B, out_dim] (mean pooling over tokens, optionally L2-normalized like sentence-transformers)."""
 
@@ -48,25 +81,12 @@ class TextEncoder(nn.Module):
                  load_weights: bool = True):
         """`path=None` (planning only, load_weights=False): MiniLM's shape with random weights, no files."""
         super().__init__()
-        try:
-            from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
-        except ImportError:
-            from atlas.config.errors import ConfigError
-
-            raise ConfigError("text encoders need the transformers package: pip install 'atlas-vla[language]'") from None
-        from atlas.models.hf_folder import open_hf_folder
-
-        def load(folder: str):
-            tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-            if load_weights:
-                return tokenizer, AutoModel.from_pretrained(folder, local_files_only=True)
-            return tokenizer, AutoModel.from_config(AutoConfig.from_pretrained(folder, local_files_only=True))
-
         if path is None:
+            transformers = require_transformers("model.language.name=minilm")
             self.tokenizer = _ShapeTokenizer()
-            self.model = AutoModel.from_config(BertConfig(**MINILM_SHAPE))
+            self.model = transformers.AutoModel.from_config(transformers.BertConfig(**MINILM_SHAPE))
         else:
-            self.tokenizer, self.model = open_hf_folder("model.language.path", path, load)
+            self.tokenizer, self.model = load_text_model(path, load_weights)
         self.out_dim = int(self.model.config.hidden_size)
         self.frozen = freeze
         self.max_length = max_length
