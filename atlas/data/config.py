@@ -32,7 +32,7 @@ class ImageAugConfig(Section):
 
 class DataConfig(Section):
     path: str | None = Field(None, description="HDF5 file or folder of files; unused for `format: synthetic`.")
-    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha.")
+    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, libero (LIBERO's files: upright frames, 8-d state), aloha.")
     batch_size: int = Field(8, gt=0, description="Micro-batch per device (per GPU/process), as in the seeds.")
     sampling: Literal["all_steps", "random_episode"] = Field(
         "all_steps",

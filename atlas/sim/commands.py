@@ -34,6 +34,22 @@ def _section(config: dict, name: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _tasks(args: argparse.Namespace, eval_cfg: dict, trained: list[str]) -> list[str] | str:
+    """`--tasks`, else the config's `eval.tasks`, else the trained tasks; LIBERO adds `--benchmark`/`--num-tasks`."""
+    if args.env == "libero":
+        from atlas.sim.libero_env import select_tasks
+
+        if args.benchmark or args.tasks:
+            return select_tasks(args.benchmark, args.tasks, args.num_tasks)
+        return select_tasks(None, eval_cfg.get("tasks") or trained, args.num_tasks)
+    if args.benchmark:
+        raise ConfigError(f"--benchmark names a LIBERO suite; it needs --env libero, not --env {args.env}")
+    tasks = args.tasks or eval_cfg.get("tasks") or trained
+    if not tasks:
+        raise ConfigError("--tasks: the checkpoint names no tasks; pass --tasks T1,T2")
+    return tasks[: args.num_tasks] if args.num_tasks and not isinstance(tasks, str) else tasks
+
+
 def evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -46,11 +62,9 @@ def evaluate(args: argparse.Namespace) -> int:
     loaded = load_checkpoint(args.checkpoint, args.weights, device)
     policy, run_config = loaded.policy, loaded.run_config
     eval_cfg, data_cfg = _section(run_config, "eval"), _section(run_config, "data")
-    tasks = args.tasks or eval_cfg.get("tasks") or policy.meta.tasks
-    if not tasks:
-        raise ConfigError("--tasks: the checkpoint names no tasks; pass --tasks T1,T2")
+    tasks = _tasks(args, eval_cfg, policy.meta.tasks)
     exec_horizon = args.exec_horizon or eval_cfg.get("exec_horizon") or min(8, policy.cfg.action_horizon)
-    max_steps = args.max_steps or eval_cfg.get("max_steps") or 500
+    max_steps = args.max_steps or eval_cfg.get("max_steps")  # None: the env's own limit
     obs_horizon = int(data_cfg.get("obs_horizon") or getattr(policy, "obs_horizon", 1) or 1)
     out = Path(args.out) if args.out else loaded.directory / "eval.json"
     video_dir = Path(args.video_dir) if args.video_dir else out.parent / "videos"
