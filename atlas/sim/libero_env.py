@@ -18,10 +18,12 @@ its default quality, so they match the frames in LIBERO's files.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from functools import cache
 
@@ -140,6 +142,16 @@ def parse_libero_tasks(tasks: str | list[str]) -> list[str]:
     return [resolve_task(t).key for t in _split(tasks)]
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _close_live_envs() -> None:
+    """Free EGL contexts before interpreter teardown (robosuite's `__del__` fails noisily after it)."""
+    for env in list(_LIVE):
+        env.close()
+
+
 class LiberoEnv:
     """A LIBERO task with Atlas's env interface (`reset`, `step`, `render`, `max_steps`, `instruction`)."""
 
@@ -160,10 +172,12 @@ class LiberoEnv:
             camera_widths=128,
         )
         self._obs: dict | None = None
+        self._closed = False
+        _LIVE.add(self)
 
     def reset(self, seed: int, episode: int = 0) -> np.ndarray:
         """Seed, reset, start from init state `episode` (mod the 50 the benchmark has), settle 10 no-op steps."""
-        self.env.seed(int(seed))
+        self.env.seed(int(seed) % 2**32)  # LIBERO seeds numpy's global generator (32-bit seeds)
         self.env.reset()
         self._obs = self.env.set_init_state(self.init_states[int(episode) % len(self.init_states)])
         for _ in range(SETTLE_STEPS):
@@ -192,7 +206,9 @@ class LiberoEnv:
         return bool(self.env.check_success())
 
     def close(self) -> None:
-        self.env.close()
+        if not self._closed:
+            self._closed = True
+            self.env.close()
 
 
 @register_env("libero", parse_libero_tasks)
