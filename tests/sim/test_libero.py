@@ -81,7 +81,8 @@ def test_success_is_detected_and_ends_the_episode(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_atlas_eval_libero_90_on_a_policy_trained_on_libero_files(tmp_path):
-    """The seeds' command (underscore spellings) on a policy trained 3 steps on LIBERO-layout files."""
+    """The seeds' command (underscore spellings) on a policy trained 3 steps on LIBERO-layout files, with
+    one in-training LIBERO evaluation (`eval.env: libero`) on the way."""
     import av
 
     from atlas.sim.libero_env import suite_tasks
@@ -95,10 +96,15 @@ def test_atlas_eval_libero_90_on_a_policy_trained_on_libero_files(tmp_path):
                      "log_interval": 1, "val_interval": 0},
         "model": {"preset": "atlas-tiny", "action_horizon": 16},
         "logging": {"progress_bar": False, "tensorboard": False},
+        # in-training evaluation in LIBERO, named by the trained task (the file's), as for Meta-World
+        "eval": {"every_n_steps": 3, "env": "libero", "tasks": [tasks[0].name], "episodes": 1, "max_steps": 8},
     }
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     proc = run_atlas("train", "--config", str(tmp_path / "train.yaml"), "--output-dir", str(tmp_path / "run"))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [line for line in lines if "success_rate" in line]
+    assert len(evaluated) == 1 and evaluated[0]["step"] == 3 and f"success_rate/{tasks[0].key}" in evaluated[0]
 
     out, videos = tmp_path / "eval.json", tmp_path / "videos"
     proc = run_atlas(
