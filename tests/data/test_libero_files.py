@@ -76,3 +76,19 @@ def test_env_state_matches_the_files_state_layout():
     np.testing.assert_allclose(libero_spec.env_state(obs), [0.1, 0.2, 0.3, 0, 0, angle, 0.04, -0.04], atol=1e-6)
     identity = dict(obs, robot0_eef_quat=np.array([0.0, 0.0, 0.0, 1.0]))
     np.testing.assert_allclose(libero_spec.env_state(identity)[3:6], 0.0)
+
+
+def test_libero_gpu_config_loads_and_reads_libero_files(tmp_path):
+    """atlas/configs/libero_gpu.yaml as shipped, pointed at a folder of LIBERO-layout 128 px files."""
+    from atlas.config import load_config
+    from atlas.config.loader import configs_dir
+
+    folder = tmp_path / "libero_90"
+    for seed, (task, instruction) in enumerate(TASKS.items()):
+        write_libero_demo(folder, task, instruction, episodes=1, length=3, size=128, seed=seed)
+    cfg = load_config(str(configs_dir() / "libero_gpu.yaml"), [f"data.path={folder}"])
+    assert cfg.data.format == "libero" and cfg.model.preset == "atlas-base" and cfg.eval.env == "libero"
+    assert cfg.model.vision.image_size == 128 and cfg.eval.max_steps is None  # the suite's own step limit
+    bundle = build_data(cfg.data.model_copy(update={"val_ratio": 0.0}), cfg.data_loading, cfg.model.action_horizon, 0)
+    assert bundle.meta.cameras == ["agentview", "eye_in_hand"] and bundle.meta.image_size == (128, 128)
+    assert bundle.meta.state_dim == 8 and bundle.meta.action_dim == 7
