@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import io
 import os
 import re
@@ -145,11 +146,12 @@ def parse_libero_tasks(tasks: str | list[str]) -> list[str]:
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
 
-@atexit.register
 def _close_live_envs() -> None:
-    """Free EGL contexts before interpreter teardown (robosuite's `__del__` fails noisily after it)."""
+    """Free EGL contexts at exit while the EGL display is still up (robosuite's `__del__` fails noisily after
+    robosuite's own exit hook has terminated it)."""
     for env in list(_LIVE):
         env.close()
+    gc.collect()  # sims dropped by hard resets, in reference cycles, hold render contexts too
 
 
 class LiberoEnv:
@@ -173,6 +175,9 @@ class LiberoEnv:
         )
         self._obs: dict | None = None
         self._closed = False
+        if not _LIVE:  # registered after robosuite's EGL exit hook, so it runs before it (atexit is LIFO)
+            atexit.unregister(_close_live_envs)
+            atexit.register(_close_live_envs)
         _LIVE.add(self)
 
     def reset(self, seed: int, episode: int = 0) -> np.ndarray:
