@@ -24,6 +24,7 @@ import gc
 import io
 import os
 import re
+import sys
 import weakref
 from dataclasses import dataclass
 from functools import cache
@@ -152,6 +153,8 @@ def _close_live_envs() -> None:
     for env in list(_LIVE):
         env.close()
     gc.collect()  # sims dropped by hard resets, in reference cycles, hold render contexts too
+    if "atlas.sim.render" in sys.modules:  # Meta-World renderers share the EGL display robosuite terminates
+        sys.modules["atlas.sim.render"]._close_live()
 
 
 class LiberoEnv:
