@@ -153,6 +153,11 @@ def _close_live_envs() -> None:
     for env in list(_LIVE):
         env.close()
     gc.collect()  # sims dropped by hard resets, in reference cycles, hold render contexts too
+    egl = sys.modules.get("robosuite.renderers.context.egl_context")
+    if egl is not None:  # contexts still referenced somewhere: free them now (free() is idempotent)
+        for obj in gc.get_objects():
+            if isinstance(obj, egl.EGLGLContext):
+                obj.free()
     if "atlas.sim.render" in sys.modules:  # Meta-World renderers share the EGL display robosuite terminates
         sys.modules["atlas.sim.render"]._close_live()
 
