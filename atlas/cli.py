@@ -44,7 +44,7 @@ def _add_collect(sub) -> None:
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint in closed loop")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (or run folder: its best/latest)")
-    p.add_argument("--env", default="metaworld")
+    p.add_argument("--env", default=None, help="metaworld or libero (default: the run's eval.env, else metaworld)")
     p.add_argument("--tasks", default=None,
                    help="comma-separated tasks (default: the training tasks); LIBERO: indices or names in --benchmark")
     p.add_argument("--episodes", type=int, default=50, help="episodes per task (50, as the papers report)")

@@ -57,11 +57,17 @@ def evaluate(args: argparse.Namespace) -> int:
     from atlas.sim.envs import check_env
     from atlas.sim.evaluate import evaluate_policy, format_table
 
-    check_env(args.env)
+    if args.env:
+        check_env(args.env)  # before loading weights: a missing simulator is named at once
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_checkpoint(args.checkpoint, args.weights, device)
     policy, run_config = loaded.policy, loaded.run_config
     eval_cfg, data_cfg = _section(run_config, "eval"), _section(run_config, "data")
+    trained_env = eval_cfg.get("env") or "metaworld"
+    args.env = args.env or ("libero" if args.benchmark else None) or trained_env
+    check_env(args.env)
+    if args.env != trained_env:  # the run's eval.* (tasks, step limit ...) were meant for another simulator
+        eval_cfg = {}
     tasks = _tasks(args, eval_cfg, policy.meta.tasks)
     exec_horizon = args.exec_horizon or eval_cfg.get("exec_horizon") or min(8, policy.cfg.action_horizon)
     max_steps = args.max_steps or eval_cfg.get("max_steps")  # None: the env's own limit
