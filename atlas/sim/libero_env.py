@@ -126,7 +126,7 @@ def select_tasks(suite: str | None, tasks: str | list[str] | None, num_tasks: in
     else the suite's first `--num-tasks` tasks (all of them without it)."""
     names = _split(tasks) if tasks else []
     if names:
-        chosen = [resolve_task(t, suite).key for t in names]
+        chosen = list(dict.fromkeys(resolve_task(t, suite).key for t in names))  # each task once, in order
     elif suite is not None:
         chosen = [t.key for t in suite_tasks(canonical_suite(suite))]
     else:
@@ -174,6 +174,7 @@ class LiberoEnv:
         self.instruction = self.task.language
         self.data_task = self.task.name  # the task name LIBERO's files (`<name>_demo.hdf5`) give a dataset
         self.max_steps = SUITE_MAX_STEPS[self.task.suite]
+        self.video_camera = "agentview"  # for policies without cameras
         self.init_states = np.asarray(suite.get_task_init_states(self.task.index))
         self.env = OffScreenRenderEnv(
             bddl_file_name=suite.get_task_bddl_file_path(self.task.index),

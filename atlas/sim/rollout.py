@@ -78,12 +78,15 @@ def run_episodes(policy, task: str, indices: list[int], spec: RolloutSpec) -> li
     env_limit = min(int(e.max_steps) for e in envs)
     max_steps = min(int(spec.max_steps), env_limit) if spec.max_steps else env_limit
     seeds = [episode_seed("eval", spec.seed, task, i) for i in indices]
-    video_camera = cameras[0] if cameras else "corner2"
+    video_camera = cameras[0] if cameras else getattr(envs[0], "video_camera", "corner2")
 
     def look(env) -> np.ndarray:
         return np.stack([env.render(cam, height, width).transpose(2, 0, 1) for cam in cameras])
 
     states = [deque([env.reset(seed, episode=i)], maxlen=horizon) for env, seed, i in zip(envs, seeds, indices)]
+    if int(meta.state_dim) != len(states[0][0]):
+        raise ValueError(f"{spec.env} {task}: the env's state has {len(states[0][0])} numbers, the policy was trained on "
+                         f"{meta.state_dim}; train on the state this env gives (see the env's module docstring)")
     frames = [deque([look(env)], maxlen=horizon) if cameras else None for env in envs]
     videos = [[env.render(video_camera, spec.video_size)] if spec.record_video else None for env in envs]
     queues: list[list[np.ndarray]] = [[] for _ in envs]

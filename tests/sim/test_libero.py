@@ -50,6 +50,22 @@ class DrawerClosedAfterReset:
         return state
 
 
+def test_task_selection_by_suite_index_and_name():
+    from atlas.config.errors import ConfigError
+    from atlas.sim.libero_env import SUITE_MAX_STEPS, select_tasks, suite_tasks
+
+    assert [len(suite_tasks(s)) for s in SUITE_MAX_STEPS] == [10, 10, 10, 10, 90]
+    first = select_tasks("libero_90", None, 2)
+    assert first == [f"libero_90/{t.name}" for t in suite_tasks("libero_90")[:2]] and first[0] == CLOSE_DRAWER
+    by_index_and_name = select_tasks("LIBERO-90", f"0,3,{CLOSE_DRAWER.split('/')[1]}", None)
+    assert by_index_and_name == [CLOSE_DRAWER, f"libero_90/{suite_tasks('libero_90')[3].name}"]
+    assert select_tasks(None, [CLOSE_DRAWER.split("/")[1]], None) == [CLOSE_DRAWER]  # a trained task's name
+    assert len(select_tasks("spatial", None, None)) == 10
+    for suite, tasks in (("libero_100", None), ("libero_90", "95"), (None, "no_such_task")):
+        with pytest.raises(ConfigError, match="--benchmark|--tasks"):
+            select_tasks(suite, tasks, None)
+
+
 @pytest.mark.timeout(240)
 def test_success_is_detected_and_ends_the_episode(tmp_path):
     from atlas.sim.envs import ENVS, TASK_PARSERS, register_env
