@@ -85,18 +85,22 @@ def _add_collect(sub) -> None:
 def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a checkpoint in closed loop")
     p.add_argument("--checkpoint", required=True, help="checkpoint folder (or run folder: its best/latest)")
-    p.add_argument("--env", default="metaworld")
-    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: the training tasks)")
-    p.add_argument("--episodes", type=POSITIVE, default=50, help="episodes per task")
+    p.add_argument("--env", default=None, help="metaworld or libero (default: the run's eval.env, else metaworld)")
+    p.add_argument("--tasks", default=None,
+                   help="comma-separated tasks (default: the training tasks); LIBERO: indices or names in --benchmark")
+    p.add_argument("--episodes", type=POSITIVE, default=50, help="episodes per task (50, as the papers report)")
     p.add_argument("--exec-horizon", "--exec_horizon", dest="exec_horizon", type=POSITIVE, default=None)
-    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=POSITIVE, default=None)
+    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=POSITIVE, default=None,
+                   help="step limit per episode (default: the env's: Meta-World 500, LIBERO the suite's)")
     p.add_argument("--record-video", "--record_video", dest="record_video", action="store_true")
     p.add_argument("--video-dir", "--video_output_dir", "--video-output-dir", dest="video_dir", default=None)
     p.add_argument("--weights", choices=["ema", "raw"], default="ema", help="EMA weights when present, or raw")
     p.add_argument("--workers", type=WORKERS, default=1, help="worker processes running episodes")
     p.add_argument("--seed", type=SEED, default=1000, help="first evaluation seed (disjoint from collection)")
-    p.add_argument("--benchmark", default=None, help="LIBERO benchmark (with --env libero)")
-    p.add_argument("--num-tasks", "--num_tasks", dest="num_tasks", type=POSITIVE, default=None)
+    p.add_argument("--benchmark", "--suite", dest="benchmark", default=None,
+                   help="LIBERO suite with --env libero: libero_spatial, libero_object, libero_goal, libero_10, libero_90")
+    p.add_argument("--num-tasks", "--num_tasks", dest="num_tasks", type=POSITIVE, default=None,
+                   help="the first N tasks (of --benchmark, or of --tasks)")
     p.add_argument("--dataset", default=None, help="mixture-trained policy: whose statistics (data.mixture name; "
                    "default the first)")
     p.add_argument("--out", default=None, help="eval.json path (default: beside the checkpoint)")

@@ -53,7 +53,8 @@ class DataConfig(Section):
     path: str | None = Field(
         None, description="HDF5 file or folder of files, or a LeRobot dataset folder; unused for `format: synthetic`."
     )
-    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, aloha, lerobot.")
+    format: str = Field("synthetic", description="Dataset format registry key: synthetic, robomimic, libero (LIBERO's "
+                        "files: upright frames, 8-d state), aloha, lerobot.")
     batch_size: int = Field(
         8, gt=0, le=2**16, description="Micro-batch per device (per GPU/process), as in the seeds (at most 65536)."
     )

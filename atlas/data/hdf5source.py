@@ -17,6 +17,7 @@ import numpy as np
 
 from atlas.data.episodes import EpisodeInfo
 from atlas.data.errors import DataError, where
+from atlas.data.formats.libero_spec import upright
 from atlas.data.images import as_bytes, decode_jpeg
 
 MAX_OPEN_FILES = 64
@@ -41,6 +42,7 @@ class KeyLayout:
     state: list[str]
     action: str
     images: dict[str, str] = field(default_factory=dict)
+    upside_down: bool = False  # frames stored bottom row first (LIBERO): read upright via libero_spec.upright
 
     def datasets(self) -> dict[str, str]:
         """Logical name → dataset path, for every dataset an episode must have."""
@@ -209,7 +211,7 @@ class HDF5Source:
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise DataError(f"{where(ref.path, ref.name, key)}: frames of shape {tuple(frames.shape[1:])}, "
                                 "expected height x width x 3 (RGB)")
-            return frames
+            return upright(frames) if self.layout.upside_down else frames
         except DataError as err:
             if str(err).startswith(str(ref.path)):
                 raise

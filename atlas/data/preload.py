@@ -73,7 +73,7 @@ def _episode_jpegs(source: EpisodeSource, episode: int, camera: str) -> list[byt
 
     if isinstance(source, HDF5Source):
         dataset = source._dataset(source.episodes[episode], source.layout.images[camera])
-        if is_encoded(dataset):
+        if is_encoded(dataset) and not source.layout.upside_down:  # turned frames must be decoded to turn
             return [as_bytes(v) for v in dataset[()]]
     frames = source.read(episode, f"image/{camera}", np.arange(source.length(episode)))
     return [encode_jpeg(f) for f in frames]

@@ -51,6 +51,22 @@ def _check_outputs(out: Path, video_dir: Path | None) -> None:
             raise ConfigError(f"--video-dir {video_dir}: cannot write videos there: {reason}")
 
 
+def _tasks(args: argparse.Namespace, eval_cfg: dict, trained: list[str]) -> list[str] | str:
+    """`--tasks`, else the config's `eval.tasks`, else the trained tasks; LIBERO adds `--benchmark`/`--num-tasks`."""
+    if args.env == "libero":
+        from atlas.sim.libero_env import select_tasks
+
+        if args.benchmark or args.tasks:
+            return select_tasks(args.benchmark, args.tasks, args.num_tasks)
+        return select_tasks(None, eval_cfg.get("tasks") or trained, args.num_tasks)
+    if args.benchmark:
+        raise ConfigError(f"--benchmark names a LIBERO suite; it needs --env libero, not --env {args.env}")
+    tasks = args.tasks or eval_cfg.get("tasks") or trained
+    if not tasks:
+        raise ConfigError("--tasks: the checkpoint names no tasks; pass --tasks T1,T2")
+    return tasks[: args.num_tasks] if args.num_tasks and not isinstance(tasks, str) else tasks
+
+
 def evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -59,17 +75,21 @@ def evaluate(args: argparse.Namespace) -> int:
     from atlas.sim.envs import check_env
     from atlas.sim.evaluate import evaluate_policy, format_table
 
-    check_env(args.env)
+    if args.env:
+        check_env(args.env)  # before loading weights: a missing simulator is named at once
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_checkpoint(args.checkpoint, args.weights, device)
     policy, run_config = loaded.policy, loaded.run_config
     dataset = select_dataset(policy, args.dataset)  # a mixture-trained policy: whose statistics (default the first)
     eval_cfg, data_cfg = _section(run_config, "eval"), _section(run_config, "data")
-    tasks = args.tasks or eval_cfg.get("tasks") or dataset_tasks(policy) or policy.meta.tasks
-    if not tasks:
-        raise ConfigError("--tasks: the checkpoint names no tasks; pass --tasks T1,T2")
+    trained_env = eval_cfg.get("env") or "metaworld"
+    args.env = args.env or ("libero" if args.benchmark else None) or trained_env
+    check_env(args.env)
+    if args.env != trained_env:  # the run's eval.* (tasks, step limit ...) were meant for another simulator
+        eval_cfg = {}
+    tasks = _tasks(args, eval_cfg, dataset_tasks(policy) or policy.meta.tasks)
     exec_horizon = args.exec_horizon or eval_cfg.get("exec_horizon") or min(8, policy.cfg.action_horizon)
-    max_steps = args.max_steps or eval_cfg.get("max_steps") or 500
+    max_steps = args.max_steps or eval_cfg.get("max_steps")  # None: the env's own limit
     obs_horizon = int(data_cfg.get("obs_horizon") or getattr(policy, "obs_horizon", 1) or 1)
     out = Path(args.out) if args.out else loaded.directory / "eval.json"
     video_dir = Path(args.video_dir) if args.video_dir else out.parent / "videos"

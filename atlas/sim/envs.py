@@ -1,5 +1,6 @@
 """Simulators by name (`eval.env`, `atlas eval --env`): each maps a task name to an environment with
-`reset(seed) -> state`, `step(action) -> StepResult`, `render(camera, size)`, `max_steps`, `instruction`."""
+`reset(seed, episode) -> state`, `step(action) -> StepResult`, `render(camera, size)`, `max_steps` (its own
+step limit), `instruction`, and optionally `data_task` (the task name a training dataset uses for it)."""
 
 from __future__ import annotations
 

@@ -37,6 +37,7 @@ def summarize(results: list[EpisodeResult], tasks: list[str], wall_time_s: float
             "ci95_low": low,
             "ci95_high": high,
             "mean_episode_length": sum(r.length for r in rows) / n if n else 0.0,
+            "max_steps": max((r.max_steps for r in rows), default=0),
         }
     return {
         "success_rate": sum(t["success_rate"] for t in per_task.values()) / max(len(per_task), 1),
@@ -116,7 +117,7 @@ def evaluate_policy(
     tasks: str | Sequence[str],
     episodes: int,
     exec_horizon: int,
-    max_steps: int,
+    max_steps: int | None,
     obs_horizon: int = 1,
     seed: int = 1000,
     workers: int = 1,
@@ -160,17 +161,18 @@ def evaluate_policy(
 def format_table(summary: dict, reference: dict[str, float] | None = None) -> str:
     """Plain-text table: success and 95% interval per task (and a reference rate, e.g. the expert's)."""
     ref_head = f" {'expert':>7}" if reference else ""
-    lines = [f"{'task':<30} {'success':>8} {'n':>4} {'95% CI':>15} {'length':>7}{ref_head}"]
+    width = max([30, *(len(task) for task in summary["tasks"])])
+    lines = [f"{'task':<{width}} {'success':>8} {'n':>4} {'95% CI':>15} {'length':>7}{ref_head}"]
     for task, row in summary["tasks"].items():
         ci = f"[{row['ci95_low']:.2f}, {row['ci95_high']:.2f}]"
         ref = ""
         if reference:
             ref = f" {reference[task]:>7.0%}" if task in reference else f" {'-':>7}"
         lines.append(
-            f"{task:<30} {row['success_rate']:>8.0%} {row['episodes']:>4} {ci:>15} {row['mean_episode_length']:>7.1f}{ref}"
+            f"{task:<{width}} {row['success_rate']:>8.0%} {row['episodes']:>4} {ci:>15} {row['mean_episode_length']:>7.1f}{ref}"
         )
     lines.append(
-        f"{'mean over tasks':<30} {summary['success_rate']:>8.0%} {summary['episodes']:>4} "
+        f"{'mean over tasks':<{width}} {summary['success_rate']:>8.0%} {summary['episodes']:>4} "
         f"{'':>15} {summary['mean_episode_length']:>7.1f}   ({summary['wall_time_s']:.1f} s)"
     )
     return "\n".join(lines)

@@ -47,7 +47,8 @@ class MetaWorldEnv:
         self.max_steps = int(env.max_path_length)
         self._renderers: dict[tuple[int, int], CameraRenderer] = {}
 
-    def reset(self, seed: int) -> np.ndarray:
+    def reset(self, seed: int, episode: int = 0) -> np.ndarray:
+        """A fresh episode; its start comes from `seed` alone (`episode` is for envs with fixed starts)."""
         import mujoco
 
         self.env.seed(int(seed))

@@ -28,7 +28,7 @@ class RolloutSpec:
     """What a policy expects to see and how it is driven."""
 
     exec_horizon: int
-    max_steps: int
+    max_steps: int | None  # None: the env's own limit (Meta-World 500, LIBERO per suite)
     obs_horizon: int = 1
     seed: int = 1000
     env: str = "metaworld"
@@ -45,6 +45,7 @@ class EpisodeResult:
     success: bool
     length: int
     video: str | None = None
+    max_steps: int = 0  # the step limit this episode ran under
 
 
 def _env(name: str, task: str, slot: int):
@@ -70,17 +71,22 @@ def run_episodes(policy, task: str, indices: list[int], spec: RolloutSpec) -> li
     height, width = meta.image_size if meta.image_size else (0, 0)
     horizon = max(1, int(spec.obs_horizon))
     exec_h = max(1, min(int(spec.exec_horizon), int(policy.cfg.action_horizon)))
-    instruction = meta.instructions.get(task) or task
-    task_index = meta.tasks.index(task) if task in meta.tasks else -1
     envs = [_env(spec.env, task, slot) for slot in range(len(indices))]
-    max_steps = min(int(spec.max_steps), *(int(e.max_steps) for e in envs))
+    data_task = getattr(envs[0], "data_task", task)  # LIBERO: `libero_90/<name>` was trained as `<name>`
+    instruction = meta.instructions.get(data_task) or getattr(envs[0], "instruction", None) or task
+    task_index = meta.tasks.index(data_task) if data_task in meta.tasks else -1
+    env_limit = min(int(e.max_steps) for e in envs)
+    max_steps = min(int(spec.max_steps), env_limit) if spec.max_steps else env_limit
     seeds = [episode_seed("eval", spec.seed, task, i) for i in indices]
-    video_camera = cameras[0] if cameras else "corner2"
+    video_camera = cameras[0] if cameras else getattr(envs[0], "video_camera", "corner2")
 
     def look(env) -> np.ndarray:
         return np.stack([env.render(cam, height, width).transpose(2, 0, 1) for cam in cameras])
 
-    states = [deque([env.reset(seed)], maxlen=horizon) for env, seed in zip(envs, seeds)]
+    states = [deque([env.reset(seed, episode=i)], maxlen=horizon) for env, seed, i in zip(envs, seeds, indices)]
+    if int(meta.state_dim) != len(states[0][0]):
+        raise ValueError(f"{spec.env} {task}: the env's state has {len(states[0][0])} numbers, the policy was trained on "
+                         f"{meta.state_dim}; train on the state this env gives (see the env's module docstring)")
     frames = [deque([look(env)], maxlen=horizon) if cameras else None for env in envs]
     videos = [[env.render(video_camera, spec.video_size)] if spec.record_video else None for env in envs]
     queues: list[list[np.ndarray]] = [[] for _ in envs]
@@ -117,5 +123,5 @@ def run_episodes(policy, task: str, indices: list[int], spec: RolloutSpec) -> li
         if videos[i] is not None:
             folder = Path(spec.video_dir or "videos")
             path = str(write_mp4(folder / video_name(task, index, success[i]), videos[i]))
-        results.append(EpisodeResult(task, int(index), int(seed), bool(success[i]), int(steps[i]), path))
+        results.append(EpisodeResult(task, int(index), int(seed), bool(success[i]), int(steps[i]), path, max_steps))
     return results

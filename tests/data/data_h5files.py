@@ -95,3 +95,56 @@ def write_aloha(root: Path, episodes: int = 3, lengths: tuple[int, ...] = (10, 1
         json.dumps({"instruction": "pick up the cup", "expanded_instruction": ["grab the cup"]})
     )
     return root
+
+
+def upright_scene(length: int, size: int) -> np.ndarray:
+    """Frames with a known orientation: brightness grows down the rows (a bright table below a dark
+    background) and the left quarter is red, so a frame turned by 180 degrees is told apart on both axes."""
+    rows = np.linspace(20, 230, size, dtype=np.float64)[:, None].repeat(size, axis=1)
+    out = np.empty((length, size, size, 3), np.uint8)
+    for t in range(length):
+        out[t] = np.clip(rows + t, 0, 255).astype(np.uint8)[..., None]
+        out[t, :, : size // 4, 0] = 255
+    return out
+
+
+def write_libero_demo(folder: Path, task: str, instruction: str, episodes: int = 2, length: int = 12,
+                      size: int = 16, seed: int = 0) -> Path:
+    """`<task>_demo.hdf5` as LIBERO's scripts/create_dataset.py writes it: `data` attributes problem_info,
+    env_args and bddl_file_name; obs agentview_rgb/eye_in_hand_rgb stored upside down (robosuite's OpenGL
+    rows), ee_pos/ee_ori/ee_states, gripper_states, joint_states; 7-d actions, rewards, dones."""
+    rng = np.random.default_rng(seed)
+    path = Path(folder) / f"{task}_demo.hdf5"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as f:
+        data = f.create_group("data")
+        problem = {"problem_name": "libero_kitchen_tabletop_manipulation", "domain_name": "robosuite",
+                   "language_instruction": instruction}
+        data.attrs["problem_info"] = json.dumps(problem)
+        data.attrs["env_args"] = json.dumps({"type": 1, "env_name": "Libero_Kitchen_Tabletop_Manipulation",
+                                             "problem_name": problem["problem_name"], "env_kwargs": {}})
+        data.attrs["bddl_file_name"] = f"libero/libero/bddl_files/libero_90/{task}.bddl"
+        data.attrs["macros_image_convention"] = "opengl"
+        data.attrs["num_demos"] = episodes
+        data.attrs["total"] = episodes * length
+        scene = upright_scene(length, size)
+        for i in range(episodes):
+            demo = data.create_group(f"demo_{i}")
+            obs = demo.create_group("obs")
+            obs["agentview_rgb"] = scene[:, ::-1, ::-1]
+            obs["eye_in_hand_rgb"] = scene[:, ::-1, ::-1] // 2
+            ee_pos = rng.normal(size=(length, 3)) * 0.1 + [-0.2, 0.0, 1.2]
+            ee_ori = rng.normal(size=(length, 3)) * 0.1 + [3.1, 0.0, -0.1]
+            obs["ee_pos"], obs["ee_ori"] = ee_pos, ee_ori
+            obs["ee_states"] = np.hstack([ee_pos, ee_ori])
+            obs["gripper_states"] = rng.normal(size=(length, 2)) * 0.01 + [0.039, -0.039]
+            obs["joint_states"] = rng.normal(size=(length, 7))
+            actions = np.clip(rng.normal(size=(length, 7)) * 0.3, -1, 1)
+            actions[:, -1] = np.where(np.arange(length) < length // 2, -1.0, 1.0)
+            demo["actions"] = actions
+            demo["rewards"] = (np.arange(length) == length - 1).astype(np.uint8)
+            demo["dones"] = (np.arange(length) == length - 1).astype(np.uint8)
+            demo["states"] = rng.normal(size=(length, 47))
+            demo["robot_states"] = rng.normal(size=(length, 9))
+            demo.attrs["num_samples"] = length
+    return path

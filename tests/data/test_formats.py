@@ -49,7 +49,8 @@ def test_robomimic_libero_style_keys_and_file_instruction(tmp_path):
     source = open_source(DataConfig(format="robomimic", path=str(path)))
     assert source.cameras == ["agentview", "eye_in_hand"]
     assert source.read(0, "state", np.arange(2)).shape == (2, 9)  # gripper_states (2) + joint_states (7)
-    assert source.info(1).task == path.stem and source.info(1).instruction == "open the drawer"
+    # a LIBERO file (problem_info + agentview_rgb): the task is the benchmark's name, the stem less `_demo`
+    assert source.info(1).task == "KITCHEN_SCENE1_open_the_drawer" and source.info(1).instruction == "open the drawer"
     chosen = open_source(DataConfig(format="robomimic", path=str(path), obs_keys=["joint_states"], image_keys=[]))
     assert chosen.cameras == [] and chosen.read(0, "state", np.arange(2)).shape == (2, 7)
 
