@@ -64,13 +64,23 @@ PRESETS: dict[str, dict] = {
     },
 }
 
+# Planning-only shapes of published VLAs (atlas/models/shapes/presets.py holds their dimensions and sources):
+# the stacks' depth here drives the planner's reduced-depth probes; `<name>-lora` is the tool's LoRA recipe.
+_SHAPES = {"pi0": (50, 2048, 18, 8), "pi05": (50, 2048, 18, 8), "pi0-fast": (50, 2048, 18, 8),
+           "smolvla": (50, 960, 16, 15), "openvla-7b": (8, 4096, 32, 32)}
+SHAPE_PRESETS: dict[str, dict] = {
+    variant: {"action_horizon": horizon, "fusion": {"width": width, "depth": depth, "num_heads": heads}}
+    for name, (horizon, width, depth, heads) in _SHAPES.items() for variant in (name, f"{name}-lora")
+}
+
 
 def merge_preset(data: dict) -> dict:
     """YAML fields over the preset's defaults (nested sections merge key by key)."""
     preset = data.get("preset", "mlp")
     if not isinstance(preset, str):
         raise ValueError(f"model.preset must be a preset name (one of {', '.join(PRESETS)}), got {preset!r}")
-    defaults = PRESETS.get(preset, {})  # a policy registered in code may have no preset defaults
+    # a policy registered in code may have no preset defaults
+    defaults = PRESETS.get(preset) or SHAPE_PRESETS.get(preset, {})
     return _deep_merge(defaults, data)
 
 

@@ -22,6 +22,7 @@ def _import_builtin() -> None:
     """Importing the modules registers their presets."""
     import atlas.models.mlp  # noqa: F401
     import atlas.models.policy  # noqa: F401
+    import atlas.models.shapes  # noqa: F401
 
 
 def build_policy(

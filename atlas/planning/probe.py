@@ -192,8 +192,9 @@ def build_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, effici
 def build_fake_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool) -> nn.Module:
     """Inside FakeTensorMode: like build_model, but without reading pretrained weights from disk
     (random init is as good as real weights for shapes, and loading MiniLM costs seconds)."""
-    import atlas.models.policy  # noqa: F401 - registers AtlasPolicy's presets
-    from atlas.models.registry import POLICIES
+    from atlas.models.registry import POLICIES, _import_builtin
+
+    _import_builtin()  # registers every preset (AtlasPolicy's, the planning-only shapes)
 
     cls = POLICIES.get(cfg.model.preset)
     if cls is None or not getattr(cls, "accepts_memory_options", False):
