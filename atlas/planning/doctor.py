@@ -53,6 +53,7 @@ class MemoryVerdict:
     breakdown: dict
     strategy: str = "ddp"
     attention_kernel: str = ""
+    plan_fits: bool = True  # the planner's own choice fits this GPU (False: not even micro-batch 1 does)
 
 
 @dataclass
@@ -202,7 +203,7 @@ def memory_verdicts(setup: Setup, cfg, probe: ModelProbe, sizes: tuple[float, ..
         out.append(MemoryVerdict(size, v["micro_batch_size"], round(used, 2), round(pinned.budget_gb, 2), status,
                                  free.micro_batch_size, free.gradient_accumulation_steps, free.gradient_checkpointing,
                                  free.memory_efficient_attention, pinned.memory.to_dict(), pinned.strategy,
-                                 pinned.notes[0]))
+                                 pinned.notes[0], free.fits))
     return out
 
 
@@ -250,6 +251,8 @@ def build_options(setup: Setup, verdicts: list[MemoryVerdict]) -> list[dict]:
 
 
 def _cap(verdict: MemoryVerdict) -> int:
+    if not verdict.plan_fits:
+        return 0
     return verdict.plan_micro_batch_size if verdict.micro_batch_size > verdict.plan_micro_batch_size or verdict.status == FAIL else max(verdict.plan_micro_batch_size, verdict.micro_batch_size)
 
 
@@ -345,7 +348,8 @@ def setting_findings(setup: Setup, recipe: Recipe, cpu_cores: int) -> list[Findi
 def memory_findings(setup: Setup, verdicts: list[MemoryVerdict]) -> list[Finding]:
     out = []
     for verdict in verdicts:
-        fix = f"micro-batch {verdict.plan_micro_batch_size} x accumulation {verdict.plan_accumulation}"
+        fix = f"micro-batch {verdict.plan_micro_batch_size} x accumulation {verdict.plan_accumulation}" \
+            if verdict.plan_fits else "does not fit even at micro-batch 1 (shard: FSDP/ZeRO, LoRA, or a larger GPU)"
         out.append(Finding(f"memory @ {verdict.gpu_memory_gb:g} GB", f"<= {verdict.budget_gb:g} GB",
                            f"{verdict.total_gb:g} GB", verdict.status,
                            f"micro-batch {verdict.micro_batch_size} needs {verdict.total_gb:g} GB of {verdict.budget_gb:g} GB usable"

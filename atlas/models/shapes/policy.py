@@ -18,6 +18,7 @@ Forward, by kind:
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 
 import torch
@@ -157,9 +158,12 @@ class ShapePolicy(Policy):
                causal: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         vlm = self.vlm[i]
         q, k, v, gate = vlm.qkv(prefix)
-        prefix_out = vlm.finish(prefix, attend(q, k, v, causal), gate)
         if suffix is None:
-            return prefix_out, None
+            return vlm.finish(prefix, attend(q, k, v, causal), gate), None
+        # The expert reads only the VLM's keys/values: the last VLM layer's output feeds nothing, and autograd
+        # frees it at once (computing it would leave freed storages in the saved-tensor census).
+        last = i == len(self.vlm) - 1
+        prefix_out = prefix if last else vlm.finish(prefix, attend(q, k, v, causal), gate)
         layer = self.expert[i]
         cross = self.shape.cross_every and i % self.shape.cross_every
         if cross:  # SmolVLA: the expert's keys/values are projections of the VLM's
@@ -181,6 +185,7 @@ class ShapePolicy(Policy):
         return prefix, suffix
 
     def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        gc.collect()  # free an earlier probe's graph now, not in the middle of this one's saved-tensor census
         device_type = batch["state"].device.type
         # The tools run these models in bf16 (frozen weights are bf16 here): autocast unless the caller already does.
         if torch.is_autocast_enabled(device_type):
