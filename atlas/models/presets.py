@@ -66,11 +66,13 @@ PRESETS: dict[str, dict] = {
 
 # Planning-only shapes of published VLAs (atlas/models/shapes/presets.py holds their dimensions and sources):
 # the stacks' depth here drives the planner's reduced-depth probes; `<name>-lora` is the tool's LoRA recipe.
-_SHAPES = {"pi0": (50, 2048, 18, 8), "pi05": (50, 2048, 18, 8), "pi0-fast": (50, 2048, 18, 8),
-           "smolvla": (50, 960, 16, 15), "openvla-7b": (8, 4096, 32, 32)}
+# (action horizon, decoder width, decoder depth, heads, deepest vision tower)
+_SHAPES = {"pi0": (50, 2048, 18, 8, 27), "pi05": (50, 2048, 18, 8, 27), "pi0-fast": (50, 2048, 18, 8, 27),
+           "smolvla": (50, 960, 16, 15, 12), "openvla-7b": (8, 4096, 32, 32, 27)}
 SHAPE_PRESETS: dict[str, dict] = {
-    variant: {"action_horizon": horizon, "fusion": {"width": width, "depth": depth, "num_heads": heads}}
-    for name, (horizon, width, depth, heads) in _SHAPES.items() for variant in (name, f"{name}-lora")
+    variant: {"action_horizon": horizon, "fusion": {"width": width, "depth": depth, "num_heads": heads},
+              "vision": {"name": "vit", "depth": vision}}
+    for name, (horizon, width, depth, heads, vision) in _SHAPES.items() for variant in (name, f"{name}-lora")
 }
 
 

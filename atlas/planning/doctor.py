@@ -75,6 +75,7 @@ class Report:
     parameters: dict = field(default_factory=dict)
     tool: str = "atlas"  # the launcher that read the command (atlas/planning/launchers)
     tool_label: str = "Atlas"
+    run: dict = field(default_factory=dict)  # what the run really gets: batch per device / effective, LR, warmup
 
     @property
     def exit_code(self) -> int:
@@ -133,7 +134,8 @@ def check_schedule(setup: Setup, recipe: Recipe) -> list[Finding]:
         inside = low <= effective_warm <= high
         shown = f"{effective_warm}" + (f" (set {warm}, {v.get('warmup_note', 'ignored')})" if effective_warm != warm else "")
         out.append(Finding("warmup_steps", f"{low}-{high}" if low != high else f"{low}", shown, OK if inside else WARN,
-                           "inside the recipe's range" if inside else f"recipe: {low}-{high} ({recipe.source('warmup_steps')})",
+                           "inside the recipe's range" if inside else
+                           f"recipe: {low if low == high else f'{low}-{high}'} ({recipe.source('warmup_steps')})",
                            "在配方范围内" if inside else f"配方：{low}-{high}"))
     return out
 
@@ -156,11 +158,12 @@ def check_value(setup: Setup, recipe: Recipe, key: str, tolerance: float | None 
 
 def check_workers(setup: Setup, cpu_cores: int) -> Finding:
     workers = setup.values.get("num_workers") or 0
-    total = workers * setup.world_size
-    status = OK if total + setup.world_size <= cpu_cores else WARN
-    why = f"{workers} workers x {setup.world_size} processes = {total} (+{setup.world_size} training processes) vs {cpu_cores} CPU cores on this machine"
-    return Finding("num_workers", "<= cores / processes - 1", f"{workers} x {setup.world_size}", status, why,
-                   f"{workers} 个 worker × {setup.world_size} 进程 = {total}，本机 CPU 核数 {cpu_cores}")
+    processes = setup.values.get("processes", setup.world_size)  # openpi JAX: one process for every GPU
+    total = workers * processes
+    status = OK if total + processes <= cpu_cores else WARN
+    why = f"{workers} workers x {processes} processes = {total} (+{processes} training processes) vs {cpu_cores} CPU cores on this machine"
+    return Finding("num_workers", "<= cores / processes - 1", f"{workers} x {processes}", status, why,
+                   f"{workers} 个 worker × {processes} 进程 = {total}，本机 CPU 核数 {cpu_cores}")
 
 
 def check_disk(setup: Setup, probe: ModelProbe, path: str = ".") -> Finding:
@@ -267,7 +270,9 @@ def corrected_command(setup: Setup, micro: int, accumulation: int) -> str:
         for flag in issue.dropped:
             key, _, value = flag.lstrip("-").partition("=")
             args.setdefault(key, value if value else True)
-    args.update(get_launcher(setup.tool).batch_flags(micro, accumulation, setup.world_size))
+    launcher = get_launcher(setup.tool)
+    if launcher.accumulation:  # a tool without accumulation keeps its batch: a smaller one would change the run
+        args.update(launcher.batch_flags(micro, accumulation, setup.world_size))
     if setup.covers("lr_scheduler") and args.get("lr_scheduler") == "constant":
         args["lr_scheduler"] = "constant_with_warmup"
     if setup.covers("lr_scheduler") and args.get("lr_scheduler_type") == "constant":
@@ -275,7 +280,11 @@ def corrected_command(setup: Setup, micro: int, accumulation: int) -> str:
     if setup.covers("scale_lr"):
         args.pop("scale_lr", None)
     head = {"accelerate": "accelerate launch", "torchrun": "torchrun", "deepspeed": "deepspeed", "python": "python"}[cmd.launcher]
-    parts = [head] + [f"--{k}" if v is True else f"--{k} {v}" for k, v in cmd.launcher_args.items()] + [cmd.script]
+    if cmd.launcher == "python" and not cmd.script.endswith(".py") and not cmd.script.startswith("-m "):
+        head = ""  # the tool's own console command (lerobot-train)
+    head = " ".join(part for part in (cmd.prefix, head) if part)
+    parts = ([head] if head else []) + [f"--{k}" if v is True else f"--{k} {v}" for k, v in cmd.launcher_args.items()]
+    parts.append(cmd.script)
     parts += cmd.positional[:1] if setup.tool in ("openpi-jax", "openpi-pytorch") else []
     parts += [f"--{k}" if v is True else f"--{k}={v}" for k, v in args.items()]
     return " \\\n    ".join(parts)
@@ -379,6 +388,17 @@ def model_summary(setup: Setup, cfg, probe: ModelProbe | None) -> dict:
             "trainable": p.trainable, "frozen": p.frozen}
 
 
+def run_summary(setup: Setup) -> dict:
+    """The numbers the run really gets, in the tool's own reading (None where the command does not say)."""
+    v = setup.values
+    warm = v.get("warmup_steps")
+    return {"micro_batch_size": v.get("micro_batch_size"), "effective_batch_size": setup.effective_batch_size,
+            "world_size": setup.world_size, "gradient_accumulation_steps": v.get("gradient_accumulation_steps"),
+            "learning_rate": v.get("learning_rate"), "lr_scheduler": v.get("lr_scheduler"), "warmup_steps_set": warm,
+            "warmup_steps_real": v.get("effective_warmup_steps", warm) if setup.kind == "script" else warm,
+            "max_steps": v.get("max_steps")}
+
+
 def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: float | None = None,
                cpu_cores: int | None = None, probe: ModelProbe | None = None) -> Report:
     recipe, reason = choose_recipe(setup, recipe_name)
@@ -415,4 +435,4 @@ def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: floa
     return Report(setup.launch and "script" or "yaml", recipe.name, reason, setup.world_size, setup.world_size_origin,
                   batch_arithmetic(setup), findings, verdicts, options, corrected, setup.unknown_flags, issues,
                   score(findings), parameters=model_summary(setup, cfg, probe), tool=setup.tool,
-                  tool_label=setup.tool_label)
+                  tool_label=setup.tool_label, run=run_summary(setup))

@@ -46,6 +46,7 @@ class LaunchCommand:
     first_line: int
     last_line: int
     tool: str = "unknown"  # the recognised tool's key (atlas/planning/launchers)
+    prefix: str = ""  # words before the launcher that a corrected command keeps (`uv run`, `VAR=value` on the line)
 
     @property
     def world_size(self) -> int | None:
@@ -229,6 +230,8 @@ def parse_launch_script(text: str, env: dict[str, str] | None = None) -> LaunchS
         split = _split_launcher(tokens)
         if split is None:
             continue
+        prefix = " ".join([f"{k}={shlex.quote(v)}" for k, v in local.items()] + (["uv", "run"] if tokens[:2] == ["uv", "run"]
+                                                                                  or tokens[0].endswith("/uv") else []))
         launcher, launcher_tokens, script_tokens = split
         launcher_args, _ = parse_flags(launcher_tokens, LAUNCHER_FLAGS)
         script = ""
@@ -245,7 +248,7 @@ def parse_launch_script(text: str, env: dict[str, str] | None = None) -> LaunchS
             issues.append(Issue("stray_argument", last, f"{script} receives {len(stray)} blank argument(s) ' ' from "
                                 "an escaped space; argparse will stop with 'unrecognized arguments'"))
         commands.append(LaunchCommand(launcher, launcher_args, script, args, positional, {**scope, **local}, first, last,
-                                      tool.key))
+                                      tool.key, prefix))
     return LaunchScript(commands, scope, issues, unresolved)
 
 

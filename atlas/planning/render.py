@@ -88,8 +88,10 @@ def render_report(report: Report, fmt: str = "table", lang: str = "en") -> str:
     p = report.parameters
     out = [f"{w['tool']}: {report.tool_label}",
            f"{w['recipe_used']}: {report.recipe} ({report.recipe_reason})",
-           f"{w['params']}: {p.get('preset')} total {p.get('total', 0) / 1e6:.1f}M, trainable {p.get('trainable', 0) / 1e6:.1f}M, "
-           f"frozen {p.get('frozen', 0) / 1e6:.1f}M" + (f" ({p['origin']})" if p.get("origin") else ""), "",
+           (f"{w['params']}: {p.get('preset')} total {p.get('total', 0) / 1e6:.1f}M, trainable "
+            f"{p.get('trainable', 0) / 1e6:.1f}M, frozen {p.get('frozen', 0) / 1e6:.1f}M"
+            + (f" ({p['origin']})" if p.get("origin") else "")) if p.get("preset") else
+           f"{w['params']}: not planned ({p.get('origin', 'no model known')})", "",
            _table([w["parameter"], w["recipe"], w["yours"], w["status"], w["why"]], rows, md), "",
            f"{w['arith']}: {report.arithmetic}", "", f"{w['memory']}:"]
     mem_rows = [[f"{m.gpu_memory_gb:g} GB", str(m.micro_batch_size), f"{m.total_gb:g} / {m.budget_gb:g} GB", ICON[m.status],
@@ -111,10 +113,20 @@ def render_report(report: Report, fmt: str = "table", lang: str = "en") -> str:
         out += ["", f"{w['issues']}:"] + [f"  - {i}" for i in report.issues]
     if report.unknown_flags:
         out += ["", f"{w['unknown']}: {' '.join(report.unknown_flags)}"]
+    if not md:  # prose lines wrap to the terminal; tables are already narrow, the command below stays as is
+        out = [line if "\n" in line or display_width(line) <= TERMINAL_COLUMNS else
+               "\n".join(_wrap_prose(line)) for line in out]
     fence = "```bash" if md else ""
     out += ["", f"{w['corrected']}:", fence, report.corrected, "```" if md else ""]
     out.append(f"{w['score']}: {report.score}/100 ({w['rule']}: {report.score_rule})")
     return "\n".join(line for line in out if line is not None)
+
+
+def _wrap_prose(line: str) -> list[str]:
+    """A long line in lines of at most TERMINAL_COLUMNS, continuations indented under the text."""
+    indent = " " * (len(line) - len(line.lstrip(" -")) or 2)
+    first, *rest = _wrap(line, TERMINAL_COLUMNS)
+    return [first] + [indent + part for part in _wrap(" ".join(rest), TERMINAL_COLUMNS - len(indent))] if rest else [first]
 
 
 def render_plan(plan: Plan, fmt: str = "table") -> str:

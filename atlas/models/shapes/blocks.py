@@ -73,7 +73,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(width))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return F.rms_norm(x, (x.shape[-1],), self.weight), None
+        return F.rms_norm(x, (x.shape[-1],), self.weight.to(x.dtype)), None
 
 
 class AdaRMSNorm(nn.Module):

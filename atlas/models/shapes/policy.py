@@ -88,7 +88,11 @@ class ShapePolicy(Policy):
         depth = cfg.fusion.depth  # the stacks' depth (reduced by the planner's depth probes)
         vlm_rank = s.lora_vlm if lora else 0
         expert_rank = s.lora_expert if lora else 0
-        self.towers = nn.ModuleList(ViTTower(t) for t in s.towers)
+        # The planner probes reduced depths (model.vision.depth): every tower then takes that depth, so OpenVLA's
+        # 24-layer DINOv2 is extrapolated as 27 layers like SigLIP (3 extra layers: < 1 % of its activations).
+        full_vision = max(t.depth for t in s.towers)
+        vision_depth = cfg.vision.depth if cfg.vision.depth not in (None, full_vision) else None
+        self.towers = nn.ModuleList(ViTTower(t, min(vision_depth, t.depth) if vision_depth else None) for t in s.towers)
         feat = sum(t.out_dim for t in s.towers)
         widths = (feat, *s.projector, s.vlm.width)
         layers: list[nn.Module] = []

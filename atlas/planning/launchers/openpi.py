@@ -14,6 +14,10 @@ Facts, with file:line in that tree:
 - JAX preallocates XLA_PYTHON_CLIENT_MEM_FRACTION of the GPU (75 % by default; README.md:160-163 asks 0.9).
 - LoRA configs freeze the LLM and turn EMA off (config.py:690-697); frozen params are bf16 (scripts/train.py:103-104).
 - PyTorch training is full bfloat16 by default (config.py:486 pytorch_training_precision; README.md:305).
+- Every block is rematerialised: JAX nn.remat nothing_saveable (models/gemma.py:359-363, models/siglip.py:127-131);
+  PyTorch turns gradient checkpointing on when the model has it (train_pytorch.py:411-413).
+- Checkpoints: every save_interval (1000), keeping only the latest and each keep_period (5000) multiple
+  (config.py:513-518).
 """
 
 from __future__ import annotations
@@ -130,9 +134,17 @@ class OpenPI(Launcher):
         r.set("mixed_precision", "bf16", "openpi bf16 compute" if self.jax else "pytorch_training_precision bfloat16")
         r.unknown_flags = [f"--{k.replace('_', '-')}" for k in a if k not in KNOWN]
         self._memory_rules(r, command, fsdp)
+        r.set("gradient_checkpointing", True, "gemma.py:359-363 nn.remat" if self.jax else "train_pytorch.py:411-413")
+        r.set("processes", 1 if self.jax else world, "JAX: one process drives every local GPU" if self.jax else
+              "torchrun processes")
+        keep = as_int(a.get("keep_period")) or 5000
+        r.rules.append(Rule("checkpoints_total_limit", f"latest + every {keep}", OK,
+                            f"openpi keeps the latest checkpoint and each keep_period multiple, deleting the rest "
+                            f"(config.py:513-518): about {steps // keep + 1} kept over {steps} steps"))
         r.planning = ["data.num_cameras=3", "data.image_size=224", f"model.action_horizon={base.horizon}",
                       "data.state_dim=8", "data.action_dim=7", "training.mixed_precision=bf16",
-                      f"training.ema.enabled={'true' if ema else 'false'}"]
+                      f"training.ema.enabled={'true' if ema else 'false'}",
+                      "memory_optimization.gradient_checkpointing=true"]
         if self.jax:
             r.planning.append(f"memory_optimization.max_memory_usage={r.values['memory_fraction']}")
         return r
