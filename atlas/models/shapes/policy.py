@@ -209,14 +209,15 @@ class ShapePolicy(Policy):
             return self._flow(torch.cat([image, text], dim=1), target)
         if s.kind == "fast":
             hidden, _ = self._stack(torch.cat([image, text], dim=1), None, None, causal=True)
-            logits = F.rms_norm(hidden[:, -s.text_tokens:], (s.vlm.width,), self.vlm_norm) @ self.embed.weight.T
+            normed = F.rms_norm(hidden[:, -s.text_tokens:], (s.vlm.width,), self.vlm_norm.to(hidden.dtype))
+            logits = normed @ self.embed.weight.T
             loss = F.cross_entropy(logits.float().flatten(0, 1), torch.zeros(logits.shape[0] * logits.shape[1],
                                                                                   dtype=torch.long, device=device))
             return {"loss": loss, "loss_sum": loss, "num_valid": torch.ones((), device=device)}
         proprio = self.proprio(torch.zeros(b, 1, s.state_dim, device=device))
         actions = torch.zeros(b, horizon * s.action_dim, s.vlm.width, device=device)
         hidden, _ = self._stack(torch.cat([image, text, proprio, actions], dim=1), None, None, causal=True)
-        hidden = F.rms_norm(hidden[:, -horizon * s.action_dim:], (s.vlm.width,), self.vlm_norm)
+        hidden = F.rms_norm(hidden[:, -horizon * s.action_dim:], (s.vlm.width,), self.vlm_norm.to(hidden.dtype))
         head = self.action_head
         x = head["norm"](head["fc1"](hidden.reshape(b, horizon, -1)))
         for block in head["blocks"]:
@@ -248,7 +249,7 @@ class ShapePolicy(Policy):
             scale, shift, _ = self.expert_norm(cond)[:, None].chunk(3, dim=-1)
             out = F.rms_norm(out, (width,)) * (1 + scale) + shift
         else:
-            out = F.rms_norm(out, (width,), self.expert_norm)
+            out = F.rms_norm(out, (width,), self.expert_norm.to(out.dtype))
         velocity = self.action_out(out[:, -horizon:])
         per_element = F.mse_loss(velocity, noisy - target, reduction="none")
         loss_sum = per_element.sum()
