@@ -157,9 +157,8 @@ class LeRobotTrain(Launcher):
 
     @staticmethod
     def _plan_inputs(r: Reading, a: dict, policy: str | None) -> None:
-        cameras = 3 if policy in ("pi0", "pi05", "pi0_fast") else 2  # LIBERO: 2 real views (+1 empty for pi0.x)
-        if "policy.empty_cameras" in a and policy in ("pi0", "pi05", "pi0_fast"):
-            cameras = 2 + (as_int(a["policy.empty_cameras"]) or 0)
+        # LIBERO's two views, plus the empty camera slots pi0.x may be asked to pad (docs/source/pi05.mdx:86)
+        cameras = 2 + (as_int(a.get("policy.empty_cameras")) or 0)
         image = 512 if policy == "smolvla" else 224
         horizon = as_int(a.get("policy.chunk_size")) or 50
         r.planning = [f"data.num_cameras={cameras}", f"data.image_size={image}", f"model.action_horizon={horizon}",
