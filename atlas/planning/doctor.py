@@ -136,7 +136,7 @@ def check_schedule(setup: Setup, recipe: Recipe) -> list[Finding]:
         out.append(Finding("warmup_steps", f"{low}-{high}" if low != high else f"{low}", shown, OK if inside else WARN,
                            "inside the recipe's range" if inside else
                            f"recipe: {low if low == high else f'{low}-{high}'} ({recipe.source('warmup_steps')})",
-                           "在配方范围内" if inside else f"配方：{low}-{high}"))
+                           "在配方范围内" if inside else f"配方：{low if low == high else f'{low}-{high}'}"))
     return out
 
 

@@ -137,6 +137,16 @@ def test_openvla_oft_libero_cli():
     assert_only_own_rules(r, "openvla-oft")
 
 
+def test_openpi_jax_without_memory_fraction_plans_75_percent():
+    """JAX preallocates 75 % unless XLA_PYTHON_CLIENT_MEM_FRACTION says otherwise (openpi README.md:160-163)."""
+    setup = setup_from_script("uv run scripts/train.py pi0_libero_low_mem_finetune --exp-name=x --batch-size=16\n", 2)
+    assert setup.tool == "openpi-jax" and setup.world_size == 2 and setup.values["micro_batch_size"] == 8
+    assert setup.reading.model == "pi0-lora" and setup.values["ema"] is None
+    rule = next(r for r in setup.reading.rules if r.parameter == "XLA_PYTHON_CLIENT_MEM_FRACTION")
+    assert rule.status == WARN and "memory_optimization.max_memory_usage=0.75" in setup.reading.planning
+    assert not any(r.parameter == "precision" for r in setup.reading.rules)  # the PyTorch trainer's rule
+
+
 def test_openvla_oft_warmup_undoes_decay():
     setup = setup_from_script((FIXTURES / "oft_warmup_kills_decay.sh").read_text())
     assert setup.tool == "openvla-oft" and setup.effective_batch_size == 4 * 2 * 2

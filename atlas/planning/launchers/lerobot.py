@@ -104,7 +104,8 @@ class LeRobotTrain(Launcher):
         r.unknown_flags = [f"--{k}" for k in a if k not in KNOWN and not k.startswith(KNOWN_PREFIXES)]
         r.rules.append(Rule("learning_rate scaling", "not scaled", OK,
                             f"LeRobot uses the policy's LR as given on {world} processes (optim/factory.py:38-39 "
-                            "builds the preset; no scaling by processes); effective batch grows with the processes"))
+                            "builds the preset; no scaling by processes); effective batch grows with the processes",
+                            f"LeRobot 在 {world} 个进程上按原值使用学习率（不随进程数缩放）；有效 batch 随进程数增长"))
         return r
 
     @staticmethod
