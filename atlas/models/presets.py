@@ -59,6 +59,17 @@ PRESETS: dict[str, dict] = {
     },
 }
 
+# Planning-only shapes of published VLAs (atlas/models/shapes/presets.py holds their dimensions and sources):
+# the stacks' depth here drives the planner's reduced-depth probes; `<name>-lora` is the tool's LoRA recipe.
+# (action horizon, decoder width, decoder depth, heads, deepest vision tower)
+_SHAPES = {"pi0": (50, 2048, 18, 8, 27), "pi05": (50, 2048, 18, 8, 27), "pi0-fast": (50, 2048, 18, 8, 27),
+           "smolvla": (50, 960, 16, 15, 12), "openvla-7b": (8, 4096, 32, 32, 27)}
+SHAPE_PRESETS: dict[str, dict] = {
+    variant: {"action_horizon": horizon, "fusion": {"width": width, "depth": depth, "num_heads": heads},
+              "vision": {"name": "vit", "depth": vision}}
+    for name, (horizon, width, depth, heads, vision) in _SHAPES.items() for variant in (name, f"{name}-lora")
+}
+
 
 # Any RDT shape (set model.fusion/action_horizon/... or take them from a release's config.json): RDT-1B's
 # defaults for everything not given.
@@ -71,7 +82,8 @@ def merge_preset(data: dict) -> dict:
     preset = data.get("preset", "mlp")
     if not isinstance(preset, str):
         raise ValueError(f"model.preset must be a preset name (one of {', '.join(PRESETS)}), got {preset!r}")
-    defaults = PRESETS.get(preset, {})  # a policy registered in code may have no preset defaults
+    # a policy registered in code may have no preset defaults
+    defaults = PRESETS.get(preset) or SHAPE_PRESETS.get(preset, {})
     return deep_merge(defaults, data)
 
 

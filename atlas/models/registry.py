@@ -23,6 +23,7 @@ def _import_builtin() -> None:
     import atlas.models.mlp  # noqa: F401
     import atlas.models.policy  # noqa: F401
     import atlas.models.rdt.policy  # noqa: F401
+    import atlas.models.shapes  # noqa: F401
 
 
 def build_policy(

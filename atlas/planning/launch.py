@@ -1,5 +1,9 @@
 """Read a shell launch script the way bash would: environment lines, $VARS, line continuations, and the
-launcher (`accelerate launch`, `torchrun`, `python -m torch.distributed.launch`, `deepspeed`, `python`).
+launcher (`accelerate launch`, `torchrun`, `python -m torch.distributed.launch`, `deepspeed`, `python`,
+`uv run`, a tool's own console command such as `lerobot-train`, `$(which lerobot-train)`).
+
+Its job is only "which tool, which flags": the tool is recognised by atlas/planning/launchers (each tool's
+switches decide which flags take a value); what the flags mean is the launcher module's business.
 
 The trap it exists for: `--flag=4 \\   # comment` — the backslash escapes the space, not the newline, so
 the command ends on that line (with a stray ' ' argument) and every later flag runs as its own command.
@@ -15,10 +19,7 @@ PYTHONS = ("python", "python3")
 # Launcher options that take no value.
 LAUNCHER_FLAGS = {"--multi_gpu", "--multi-gpu", "--use_deepspeed", "--use_fsdp", "--cpu", "--standalone", "--debug",
                   "--no_python", "--no-python", "--module", "-m", "--same_network", "--no_local_rank"}
-# RDT main.py (and common HF) boolean switches: they consume no value.
-SCRIPT_SWITCHES = {"image_aug", "load_from_hdf5", "precomp_lang_embed", "use_8bit_adam", "gradient_checkpointing",
-                   "allow_tf32", "set_grads_to_none", "scale_lr", "deepspeed_flag", "cond_mask_prob_flag",
-                   "use_ema", "resume", "overwrite_output_dir"}
+_WHICH = re.compile(r"\$\(\s*(?:which|command -v)\s+([^)\s]+)\s*\)|`\s*(?:which|command -v)\s+([^`\s]+)\s*`")
 _ASSIGN = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _COMMENT_AFTER_BACKSLASH = re.compile(r"\\[ \t]+#")
@@ -39,11 +40,13 @@ class LaunchCommand:
     launcher: str  # accelerate | torchrun | deepspeed | python
     launcher_args: dict[str, str | bool]
     script: str
-    args: dict[str, str | bool]  # script flags without the leading dashes
+    args: dict[str, str | bool]  # script flags without the leading dashes ('-' inside a name read as '_')
     positional: list[str]
     env: dict[str, str]
     first_line: int
     last_line: int
+    tool: str = "unknown"  # the recognised tool's key (atlas/planning/launchers)
+    prefix: str = ""  # words before the launcher that a corrected command keeps (`uv run`, `VAR=value` on the line)
 
     @property
     def world_size(self) -> int | None:
@@ -152,6 +155,15 @@ def _split_launcher(tokens: list[str]) -> tuple[str, list[str], list[str]] | Non
     if not tokens:
         return None
     head = tokens[0].rsplit("/", 1)[-1]
+    if head == "uv" and len(tokens) > 1 and tokens[1] == "run":
+        rest = [t for t in tokens[2:] if not t.startswith("-")][:1]
+        return _split_launcher(tokens[tokens.index(rest[0]):]) if rest else None
+    if head.endswith(".py"):
+        return "python", [], tokens
+    from atlas.planning.launchers import entry_points
+
+    if head in entry_points():
+        return "python", [], tokens
     if head == "accelerate" and len(tokens) > 1 and tokens[1] == "launch":
         return _until_script("accelerate", tokens[2:])
     if head == "torchrun":
@@ -191,7 +203,8 @@ def parse_launch_script(text: str, env: dict[str, str] | None = None) -> LaunchS
     commands: list[LaunchCommand] = []
     for first, last, line in lines:
         try:
-            tokens = shlex.split(line, comments=True)
+            # `$(which lerobot-train)` runs the tool's console command: read it as that command
+            tokens = shlex.split(_WHICH.sub(lambda m: m.group(1) or m.group(2), line), comments=True)
         except ValueError as err:
             issues.append(Issue("syntax", first, f"line {first}: cannot be read as shell: {err}"))
             continue
@@ -217,6 +230,8 @@ def parse_launch_script(text: str, env: dict[str, str] | None = None) -> LaunchS
         split = _split_launcher(tokens)
         if split is None:
             continue
+        prefix = " ".join([f"{k}={shlex.quote(v)}" for k, v in local.items()] + (["uv", "run"] if tokens[:2] == ["uv", "run"]
+                                                                                  or tokens[0].endswith("/uv") else []))
         launcher, launcher_tokens, script_tokens = split
         launcher_args, _ = parse_flags(launcher_tokens, LAUNCHER_FLAGS)
         script = ""
@@ -224,12 +239,16 @@ def parse_launch_script(text: str, env: dict[str, str] | None = None) -> LaunchS
             script, script_tokens = "-m " + script_tokens[1], script_tokens[2:]
         elif script_tokens:
             script, script_tokens = script_tokens[0], script_tokens[1:]
-        args, positional = parse_flags(script_tokens, SCRIPT_SWITCHES)
+        from atlas.planning.launchers import recognise
+
+        tool = recognise(script, script_tokens)
+        args, positional = parse_flags(script_tokens, set(tool.switches))
         stray = [p for p in positional if not p.strip()]
         if stray:
             issues.append(Issue("stray_argument", last, f"{script} receives {len(stray)} blank argument(s) ' ' from "
                                 "an escaped space; argparse will stop with 'unrecognized arguments'"))
-        commands.append(LaunchCommand(launcher, launcher_args, script, args, positional, {**scope, **local}, first, last))
+        commands.append(LaunchCommand(launcher, launcher_args, script, args, positional, {**scope, **local}, first, last,
+                                      tool.key, prefix))
     return LaunchScript(commands, scope, issues, unresolved)
 
 

@@ -21,6 +21,16 @@ class Recipe:
     # How the recipe's own training code calls SDPA: "default" (no kernel pinned) or None (Atlas's model decides).
     attention_dispatch: str | None = None
 
+    @property
+    def tools(self) -> list[str]:
+        return list(self.match.get("tools", []))
+
+    def matches(self, tool: str, identifiers: dict[str, str]) -> bool:
+        """This tool, and every identifier the recipe names equal to one of its values, exactly."""
+        wanted = self.match.get("identifiers", {})
+        return tool in self.tools and bool(wanted) and all(
+            identifiers.get(key) in [str(v) for v in values] for key, values in wanted.items())
+
     def value(self, key: str) -> Any:
         return self.parameters.get(key, {}).get("value")
 
@@ -58,6 +68,8 @@ def infer_recipe(preset: str | None, flags: set[str], text: str) -> tuple[Recipe
     scored = []
     lowered = text.lower()
     for recipe in recipes.values():
+        if recipe.tools:  # a tool's recipes match by its own identifiers only (recipe_for_tool)
+            continue
         hits = [f"--{f}" for f in recipe.match.get("flags", []) if f in flags]
         words = [w for w in recipe.match.get("words", []) if w.lower() in lowered]
         scored.append((2 * len(hits) + len(words), recipe, hits + words))
@@ -66,3 +78,16 @@ def infer_recipe(preset: str | None, flags: set[str], text: str) -> tuple[Recipe
         recipe = recipes["atlas-metaworld"]
         return recipe, "nothing matched; using the Atlas default recipe"
     return recipe, "matched " + ", ".join(evidence)
+
+
+NO_RECIPE = Recipe("none", "no recipe matched: only the tool's own rules and memory are judged", {}, [], {})
+
+
+def recipe_for_tool(tool: str, identifiers: dict[str, str]) -> tuple[Recipe, str]:
+    """The recipe of this tool whose identifiers (policy type, config name, ...) the command uses exactly."""
+    for recipe in load_recipes().values():
+        if recipe.matches(tool, identifiers):
+            names = ", ".join(f"{k}={identifiers[k]}" for k in recipe.match["identifiers"])
+            return recipe, f"matched {tool} {names}"
+    shown = ", ".join(f"{k}={v}" for k, v in identifiers.items()) or "no identifiers"
+    return NO_RECIPE, f"no {tool} recipe for {shown}"
