@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from atlas.config.loader import load_config
 from atlas.planning.doctor import run_doctor
@@ -38,6 +39,10 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    if Path(args.target).is_dir():  # a run folder: diagnose what it logged (atlas/planning/run_doctor/)
+        from atlas.planning.run_doctor.command import run_folder_doctor
+
+        return run_folder_doctor(args)
     setup = read_setup(args.target, args.gpus)
     report = run_doctor(setup, args.recipe, args.gpu_memory, cpu_cores=getattr(args, "cpus", None),
                         model=getattr(args, "model", None))
