@@ -31,6 +31,8 @@ RUNS = {
     "val_every_step": (["training.val_interval=1"], {}),
     "slow_reader": (["data_loading.num_workers=0"], {"ATLAS_INJECT_SLOW_READ_MS": "3"}),
     "oom": (["memory_optimization.dynamic_batch_size=true"], {"ATLAS_INJECT_OOM_AT_STEP": "50"}),
+    "clip_too_low": (["training.max_grad_norm=0.05"], {}),
+    "save_every_5": (["training.checkpoint_interval=5", "training.checkpoints_total_limit=2"], {}),
 }
 TIMEOUT = 600
 
@@ -138,6 +140,20 @@ def test_forced_oom_backoff_is_reported_with_its_cost(run, capsys):
     row = finding(report, "oom_backoffs")
     assert "first at step 50: micro-batch 16→8, accumulation 1→2" in row["measured"]
     assert "samples/s" in row["measured"] and "data.batch_size=8" in row["change"]
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_clip_threshold_below_the_gradients_scale_is_clipping(run, capsys):
+    code, report = doctor(capsys, run("clip_too_low"))
+    assert flagged(report) == {"grad_clipping": WARN} and code == 0
+    assert "max_grad_norm=0.05 in 14 of 14 windows" in finding(report, "grad_clipping")["measured"]
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_a_save_every_5_steps_is_checkpoint_cost(run, capsys):
+    code, report = doctor(capsys, run("save_every_5"))
+    assert flagged(report) == {"checkpoint_cost": FAIL} and code == 1
+    assert "29 periodic save(s) of 30" in finding(report, "checkpoint_cost")["measured"]
 
 
 @pytest.mark.timeout(TIMEOUT)

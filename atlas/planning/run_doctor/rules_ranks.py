@@ -44,8 +44,9 @@ def rank_imbalance(records: RunRecords, context: RunContext):
     step_ms = statistics.fmean(step.values())
     gaps = {"data wait": (max(wait.values()) - min(wait.values())) / step_ms,
             "forward/backward": (max(compute.values()) - min(compute.values())) / step_ms}
-    where, spread = max(gaps.items(), key=lambda item: item[1])
+    spread = max(gaps.values())
     slow_by_input = gaps["data wait"] >= gaps["forward/backward"] / 2
+    where = "data wait" if slow_by_input else "forward/backward"
     slow = max(wait, key=wait.get) if slow_by_input else max(compute, key=compute.get)
     per_rank = ", ".join(f"rank{r} {wait[r]:.3g}/{compute[r]:.3g}" for r in sorted(step))
     measured = (f"spread {spread:.0%} of a {step_ms:.3g} ms step in {where}; data wait/forward-backward ms: "

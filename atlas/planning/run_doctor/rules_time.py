@@ -3,6 +3,8 @@ validation, in-training evaluation, checkpointing, and waiting for data."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 
 from atlas.planning.run_doctor.findings import FAIL, OK, WARN, RunContext, finding, not_judged, run_rule
@@ -24,6 +26,17 @@ def _checkpoint_saves(records: RunRecords) -> tuple[int, int]:
     """(saves after validation found a new best, all saves) from train.log."""
     saves = records.messages(r"^checkpoint \S+( \(best\))?$")
     return sum(1 for m in saves if m.group(1)), len(saves)
+
+
+def _periodic_saves(records: RunRecords) -> int:
+    """Saves made for checkpoint_interval alone: not a best checkpoint (validation's) and not a segment's
+    last step (saved at the end or at a stop, whatever the interval)."""
+    finals = set()
+    for done in records.messages(r"^done: (\{.*\})$"):
+        with contextlib.suppress(json.JSONDecodeError, AttributeError):
+            finals.add(json.loads(done.group(1)).get("final_step"))
+    saves = records.messages(r"^checkpoint \S*?(\d+)( \(best\))?$")
+    return sum(1 for m in saves if not m.group(2) and int(m.group(1)) not in finals)
 
 
 def _wall(phases: dict[str, float]) -> float:
@@ -128,12 +141,11 @@ def checkpoint_cost(records: RunRecords, context: RunContext):
     source = "seed 000 (checkpointing_period=2000 of max_train_steps=100000)"
     phases = records.phase_seconds()
     wall = _wall(phases)
-    best, saves = _checkpoint_saves(records)
+    _, saves = _checkpoint_saves(records)
     if wall <= 0 or not saves:
         return not_judged(checkpoint_cost, symptom, ("no checkpoint saves or phase times logged",
                                                      "没有 checkpoint 保存记录或阶段计时"), source)
-    # best saves are validation's; each segment's last save (at its end or its stop) comes whatever the interval
-    periodic = max(0, saves - best - max(1, len(records.segments())))
+    periodic = _periodic_saves(records)
     per_save = phases.get("checkpoint", 0.0) / saves
     share = per_save * periodic / wall
     interval = records.setting("training.checkpoint_interval", 0)
