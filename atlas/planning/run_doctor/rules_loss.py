@@ -11,6 +11,7 @@ from atlas.planning.run_doctor.records import RunRecords
 MIN_WINDOWS = 6  # fewer log lines than this say nothing about a trend (three per third of the tail)
 FLAT_SIGMAS = 2.0  # a fall smaller than 2 standard deviations of its own measuring noise is not a fall
 SLOW_FRACTION = 0.05  # under 5 % of the loss over the last half: halving it would take >10x the run so far
+DECAYED = 0.10  # at under a tenth of the peak LR a flattening loss is the schedule ending, not a stall
 BARELY_FELL = 0.25  # at a working LR a policy removes more than a quarter of its starting loss early on
 RISE_SIGMAS = 2.0  # a climb beyond 2 sigma of the difference of two smoothed levels (one-sided: ~2 % by chance)
 RISE_FRACTION = 0.10  # ... and beyond 10 % of the level it climbed from is a real divergence
@@ -45,8 +46,9 @@ def loss_not_falling(records: RunRecords, context: RunContext):
     third minus the mean of its last third is under FLAT_SIGMAS standard deviations of that difference
     (from the windows' own noise) or under SLOW_FRACTION of the loss. ❌ when the loss never fell by
     BARELY_FELL of its start (seed 001: 下降太慢 → 可以尝试增加学习率; seed 004: 检查数据质量); ⚠️ when it
-    fell and then stalled, which may be convergence (seed 004: Loss不下降 → 降低学习率, 增加warmup_steps).
-    A curve that climbed is `loss_diverging`'s."""
+    fell and then stalled at a working LR, which may be convergence (seed 004: Loss不下降 → 降低学习率,
+    增加warmup_steps); ✅ when it stalled only once the schedule had decayed the LR under DECAYED of its
+    peak. A curve that climbed is `loss_diverging`'s."""
     curve = loss_curve(records)
     symptom = ("loss not falling", "loss 不下降")
     if len(curve.values) < MIN_WINDOWS:
@@ -74,6 +76,11 @@ def loss_not_falling(records: RunRecords, context: RunContext):
             (symptom[1], f"loss 几乎没有下降：开始 {start:.4g}，最低 {lowest:.4g}；学习率（{lr_text}）对该模型太小，"
              "或目标与输入无关", "将 training.learning_rate 提高 3-10 倍（小心），并检查数据（atlas inspect DATASET）"),
             LOSS_SOURCE_FALL + " (下降太慢：可以尝试增加学习率)")
+    peak = records.plan.get("learning_rate")
+    if isinstance(lr, (int, float)) and isinstance(peak, (int, float)) and lr <= DECAYED * peak:
+        return finding(loss_not_falling, OK, measured,
+                       (symptom[0], f"the loss flattens as the schedule's LR decays ({lr_text} of peak {peak:.3g})", "-"),
+                       (symptom[1], f"loss 随学习率衰减而趋于平缓（{lr_text}，峰值 {peak:.3g}）", "-"), LOSS_SOURCE_FALL)
     return finding(
         loss_not_falling, WARN, measured,
         (symptom[0], f"the loss fell, then stalled by step {stall} at LR {lr_text}: converged, or the LR is too "
