@@ -173,6 +173,8 @@ def test_every_rule_speaks_chinese_and_markdown_renders(run, capsys):
         assert cjk.search(row.symptom_zh) and cjk.search(row.cause_zh), row.rule
         if row.status in (WARN, FAIL):
             assert cjk.search(row.change_zh), row.rule
+        if row.status != NA:
+            assert cjk.search(row.measured_zh) or row.measured_zh == row.measured == "none", row.rule
     capsys.readouterr()
     assert cli_main(["doctor", str(run("val_every_step")), "--format", "markdown", "--lang", "zh"]) == 1
     out = capsys.readouterr().out

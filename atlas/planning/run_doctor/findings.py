@@ -29,12 +29,14 @@ class RunFinding:
     symptom_zh: str = ""
     cause_zh: str = ""
     change_zh: str = ""
+    measured_zh: str = ""
 
-    def text(self, lang: str) -> tuple[str, str, str]:
-        """(symptom, cause, change) in `lang` ("en" or "zh")."""
+    def text(self, lang: str) -> tuple[str, str, str, str]:
+        """(symptom, measured, cause, change) in `lang` ("en" or "zh")."""
         if lang == "zh":
-            return self.symptom_zh or self.symptom, self.cause_zh or self.cause, self.change_zh or self.change
-        return self.symptom, self.cause, self.change
+            return (self.symptom_zh or self.symptom, self.measured_zh or self.measured, self.cause_zh or self.cause,
+                    self.change_zh or self.change)
+        return self.symptom, self.measured, self.cause, self.change
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,10 +59,13 @@ def run_rule(func: Rule) -> Rule:
     return func
 
 
-def finding(rule: Rule, status: str, measured: str, en: tuple[str, str, str], zh: tuple[str, str, str],
-            source: str) -> RunFinding:
-    """A finding from `(symptom, cause, change)` in English and Chinese."""
-    return RunFinding(rule.__name__, en[0], measured, status, en[1], en[2], source, zh[0], zh[1], zh[2])
+def finding(rule: Rule, status: str, measured: str | tuple[str, str], en: tuple[str, str, str],
+            zh: tuple[str, str, str], source: str) -> RunFinding:
+    """A finding from `(symptom, cause, change)` in English and Chinese; `measured` is one text (numbers
+    and config keys only) or `(English, Chinese)`."""
+    measured_en, measured_zh = (measured, measured) if isinstance(measured, str) else measured
+    return RunFinding(rule.__name__, en[0], measured_en, status, en[1], en[2], source, zh[0], zh[1], zh[2],
+                      measured_zh)
 
 
 def not_judged(rule: Rule, symptom: tuple[str, str], missing: tuple[str, str], source: str) -> RunFinding:

@@ -30,18 +30,18 @@ def render_run_report(report: RunReport, fmt: str = "table", lang: str = "en") -
     if report.baseline:
         head += f", baseline {report.baseline}"
     if fmt == "markdown":
-        rows = [[_escape(c) for c in (f.text(lang)[0], f.measured, ICONS[f.status], *f.text(lang)[1:], f.source)]
+        rows = [[_escape(c) for c in (*f.text(lang)[:2], ICONS[f.status], *f.text(lang)[2:], f.source)]
                 for f in report.findings]
         out = ["## " + head, "", table(h, rows, True)]
     else:
-        rows = [[ICONS[f.status], f.text(lang)[0], f.text(lang)[1] if f.status == NA else f.measured]
+        rows = [[ICONS[f.status], f.text(lang)[0], f.text(lang)[2 if f.status == NA else 1]]
                 for f in report.findings]  # a rule not judged says why in place of a measurement
         out = [head, "", table([h[2], h[0], h[1]], rows, False)]
         flagged = [f for f in report.findings if f.status in (WARN, FAIL)]
         if flagged:
             out += ["", f"{w['todo']}:"]
         for f in flagged:
-            symptom, cause, change = f.text(lang)
+            symptom, _, cause, change = f.text(lang)
             out += [f"  {ICONS[f.status]} {symptom}", f"     {h[3]}: {cause}", f"     {h[4]}: {change}",
                     f"     {h[5]}: {f.source}"]
     if report.notes:

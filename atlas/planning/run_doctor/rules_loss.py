@@ -61,7 +61,9 @@ def loss_not_falling(records: RunRecords, context: RunContext):
     lr = _lr_at(records, stall)
     lr_text = f"{lr:.3g}" if isinstance(lr, (int, float)) else "?"
     measured = (f"last half {tail[0]:.4g}→{tail[-1]:.4g} (fall {drop:+.3g}, noise ±{drop_sd:.2g}); "
-                f"lowest reached by step {stall} at LR {lr_text}")
+                f"lowest reached by step {stall} at LR {lr_text}",
+                f"后半段 {tail[0]:.4g}→{tail[-1]:.4g}（下降 {drop:+.3g}，噪声 ±{drop_sd:.2g}）；"
+                f"第 {stall} 步达到最低（学习率 {lr_text}）")
     flat = drop < max(FLAT_SIGMAS * drop_sd, SLOW_FRACTION * abs(level))
     if not flat or climbed(curve)[0]:
         return finding(loss_not_falling, OK, measured, (symptom[0], "the loss is still falling", "-"),
@@ -107,7 +109,9 @@ def loss_diverging(records: RunRecords, context: RunContext):
     tail = curve.values[len(curve.values) // 2:] or [1.0]
     relative_noise = curve.noise / max(abs(statistics.fmean(tail)), 1e-12)
     measured = (f"largest climb {rise:.3g} (step {low}→{high}); window noise {relative_noise:.0%} of the loss; "
-                f"{len(skipped)} non-finite step(s) skipped")
+                f"{len(skipped)} non-finite step(s) skipped",
+                f"最大上升 {rise:.3g}（第 {low}→{high} 步）；窗口噪声为 loss 的 {relative_noise:.0%}；"
+                f"跳过 {len(skipped)} 个非有限步")
     change = ("lower training.learning_rate (/2 to /10) or raise training.warmup_steps; a larger effective batch "
               "(data.batch_size or training.gradient_accumulation_steps) steadies it")
     change_zh = "降低 training.learning_rate（除以2到10）或增加 training.warmup_steps；增大有效 batch（data.batch_size 或 training.gradient_accumulation_steps）可使其平稳"
@@ -144,7 +148,8 @@ def grad_clipping(records: RunRecords, context: RunContext):
         return not_judged(grad_clipping, symptom, missing, source)
     above = sum(n > clip for n in norms)
     median = statistics.median(norms)
-    measured = f"grad_norm above max_grad_norm={clip:g} in {above} of {len(norms)} windows (median {median:.3g})"
+    measured = (f"grad_norm above max_grad_norm={clip:g} in {above} of {len(norms)} windows (median {median:.3g})",
+                f"{len(norms)} 个窗口中有 {above} 个 grad_norm 超过 max_grad_norm={clip:g}（中位数 {median:.3g}）")
     if above / len(norms) <= CLIPPED_SHARE:
         return finding(grad_clipping, OK, measured, (symptom[0], "clipping only catches spikes", "-"),
                        (symptom[1], "裁剪只处理偶发尖峰", "-"), source)

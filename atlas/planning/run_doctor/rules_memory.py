@@ -34,7 +34,10 @@ def gpu_memory(records: RunRecords, context: RunContext):
     share = peak / budget
     measured = (f"peak reserved {peak:.3g} GiB of {budget:.3g} GiB budget ({share:.0%})"
                 + (f"; planner predicted {predicted:.3g} GiB" if isinstance(predicted, (int, float)) else "")
-                + f"; micro-batch {micro}, planner's largest {suggested}")
+                + f"; micro-batch {micro}, planner's largest {suggested}",
+                f"峰值（reserved）{peak:.3g} GiB / 预算 {budget:.3g} GiB（{share:.0%}）"
+                + (f"；规划器预测 {predicted:.3g} GiB" if isinstance(predicted, (int, float)) else "")
+                + f"；micro-batch {micro}，规划器最大 {suggested}")
     if share > EDGE:
         return finding(gpu_memory, WARN, measured,
                        (symptom[0], "the peak is at the edge of the budget: a longer batch will run out of memory",
@@ -72,7 +75,7 @@ def oom_backoffs(records: RunRecords, context: RunContext):
     source = "seed 004 常见问题速查: OOM; seed 003 动态批处理"
     backoffs = records.messages(OOM_LINE)
     if not backoffs:
-        return finding(oom_backoffs, OK, "none", (symptom[0], "no out-of-memory error", "-"),
+        return finding(oom_backoffs, OK, ("none", "无"), (symptom[0], "no out-of-memory error", "-"),
                        (symptom[1], "没有 OOM", "-"), source)
     first, last = backoffs[0], backoffs[-1]
     step = int(first.group(1))
@@ -82,9 +85,13 @@ def oom_backoffs(records: RunRecords, context: RunContext):
     after = _throughput([r for r in lines if r["step"] > step + interval])
     cost = (f"; throughput {before:.4g} → {after:.4g} samples/s ({after / before - 1:+.0%})"
             if before and after else "")
+    cost_zh = (f"；吞吐量 {before:.4g} → {after:.4g} samples/s（{after / before - 1:+.0%}）"
+               if before and after else "")
     micro, accumulation = last.group(3), last.group(5)
     measured = (f"{len(backoffs)} back-off(s), first at step {step}: micro-batch {first.group(2)}→{micro}, "
-                f"accumulation {first.group(4)}→{accumulation}{cost}")
+                f"accumulation {first.group(4)}→{accumulation}{cost}",
+                f"回退 {len(backoffs)} 次，首次在第 {step} 步：micro-batch {first.group(2)}→{micro}，"
+                f"累积 {first.group(4)}→{accumulation}{cost_zh}")
     return finding(oom_backoffs, WARN, measured,
                    (symptom[0], f"micro-batch {first.group(2)} does not fit: every back-off repeats a step",
                     f"start at data.batch_size={micro}, training.gradient_accumulation_steps={accumulation}; or "

@@ -50,7 +50,9 @@ def rank_imbalance(records: RunRecords, context: RunContext):
     slow = max(wait, key=wait.get) if slow_by_input else max(compute, key=compute.get)
     per_rank = ", ".join(f"rank{r} {wait[r]:.3g}/{compute[r]:.3g}" for r in sorted(step))
     measured = (f"spread {spread:.0%} of a {step_ms:.3g} ms step in {where}; data wait/forward-backward ms: "
-                f"{per_rank}")
+                f"{per_rank}",
+                f"各 rank 差距为 {step_ms:.3g} ms 步时的 {spread:.0%}（{'数据等待' if slow_by_input else '前向/反向'}）；"
+                f"数据等待/前向反向 ms：{per_rank}")
     if spread <= SPREAD_WARN:
         return finding(rank_imbalance, OK, measured, (symptom[0], "ranks keep pace", "-"),
                        (symptom[1], "各 rank 步调一致", "-"), source)
@@ -93,9 +95,11 @@ def scaling_efficiency(records: RunRecords, context: RunContext):
     efficiency = speedup / ideal
     expected = f"{SEED002_SPEEDUP[0] * ideal / 2:.2g}-{SEED002_SPEEDUP[1] * ideal / 2:.2g}x"
     measured = (f"{mine:.4g} vs {theirs:.4g} samples/s ({world} vs {base_world} processes): {speedup:.2f}x, "
-                f"{efficiency:.0%} of linear; seed 002 expects {expected}")
+                f"{efficiency:.0%} of linear; seed 002 expects {expected}",
+                f"{mine:.4g} 对 {theirs:.4g} samples/s（{world} 对 {base_world} 个进程）：{speedup:.2f}x，"
+                f"线性的 {efficiency:.0%}；seed 002 预期 {expected}")
     if baseline.plan.get("effective_batch_size") != records.plan.get("effective_batch_size"):
-        measured += "; the effective batches differ"
+        measured = (measured[0] + "; the effective batches differ", measured[1] + "；两者有效 batch 不同")
     if efficiency >= EFFICIENCY_WARN:
         return finding(scaling_efficiency, OK, measured, (symptom[0], "scales as seed 002 expects", "-"),
                        (symptom[1], "加速比符合 seed 002 的预期", "-"), source)
@@ -121,7 +125,7 @@ def throughput_vs_plan(records: RunRecords, context: RunContext):
         return not_judged(throughput_vs_plan, symptom, ("no mfu logged (the planner estimates GPU steps only)",
                                                         "没有记录 mfu（规划器只估计 GPU 步时）"), source)
     mfu = statistics.median(mfus)
-    measured = f"MFU {mfu:.1%} vs {DEFAULT_MFU:.0%} assumed by the planner"
+    measured = (f"MFU {mfu:.1%} vs {DEFAULT_MFU:.0%} assumed by the planner", f"MFU {mfu:.1%}，规划器假设 {DEFAULT_MFU:.0%}")
     if mfu >= MFU_WARN * DEFAULT_MFU:
         return finding(throughput_vs_plan, OK, measured, (symptom[0], "as fast as planned", "-"),
                        (symptom[1], "与规划速度相符", "-"), source)

@@ -20,11 +20,13 @@ def resumed_schedule_change(records: RunRecords, context: RunContext):
     resumes = len(records.messages(r"^resumed from "))
     if not changes:
         why = f"{resumes} resume(s), schedule unchanged" if resumes else "not resumed"
-        return finding(resumed_schedule_change, OK, why, (symptom[0], why, "-"),
-                       (symptom[1], f"恢复 {resumes} 次，调度未变" if resumes else "未恢复训练", "-"), source)
+        why_zh = f"恢复 {resumes} 次，调度未变" if resumes else "未恢复训练"
+        return finding(resumed_schedule_change, OK, (why, why_zh), (symptom[0], why, "-"), (symptom[1], why_zh, "-"),
+                       source)
     last = changes[-1]
     what, step, new_lr, old_lr = last.group(1), last.group(2), last.group(3), last.group(4)
-    measured = f"{len(changes)} of {resumes} resume(s) changed {what}; step {step}: LR {old_lr} → {new_lr}"
+    measured = (f"{len(changes)} of {resumes} resume(s) changed {what}; step {step}: LR {old_lr} → {new_lr}",
+                f"{resumes} 次恢复中 {len(changes)} 次修改了 {what}；第 {step} 步：学习率 {old_lr} → {new_lr}")
     return finding(resumed_schedule_change, WARN, measured,
                    (symptom[0], f"the LR jumps at step {step}: the config's schedule is not the checkpoint's",
                     "resume with the checkpoint's settings (see its scheduler.json), or start a new run folder "

@@ -84,7 +84,9 @@ def validation_cost(records: RunRecords, context: RunContext):
     suggested = max(_interval_for(each, 1, step_s), interval + 1)
     measured = (f"{share:.0%} of {wall:.3g} s ({recurring} validation(s) before the final one, {each:.3g} s each "
                 f"with {best} best-checkpoint save(s) in all); val_interval={interval}, seed 001 for {samples} "
-                f"samples: {thumb}")
+                f"samples: {thumb}",
+                f"占 {wall:.3g} 秒的 {share:.0%}（最后一次之前验证 {recurring} 次，每次 {each:.3g} 秒，共保存最佳 checkpoint "
+                f"{best} 次）；val_interval={interval}，seed 001 对 {samples} 个样本建议 {thumb}")
     status = _grade(share)
     if status == OK:
         return finding(validation_cost, OK, measured, (symptom[0], "validation is cheap at this interval", "-"),
@@ -119,6 +121,8 @@ def evaluation_cost(records: RunRecords, context: RunContext):
     share = each * recurring / wall
     suggested = max(_interval_for(each, 1, phases.get("step", 0.0) / (records.run.last_step or 1)), every + 1)
     measured = (f"{share:.0%} of {wall:.3g} s ({recurring} evaluation(s) before the final one, {each:.3g} s each); "
+                f"eval.every_n_steps={every}",
+                f"占 {wall:.3g} 秒的 {share:.0%}（最后一次之前评估 {recurring} 次，每次 {each:.3g} 秒）；"
                 f"eval.every_n_steps={every}")
     status = _grade(share)
     if status == OK:
@@ -153,6 +157,8 @@ def checkpoint_cost(records: RunRecords, context: RunContext):
     suggested = max(_interval_for(per_save * periodic, periodic,
                                   phases.get("step", 0.0) / (records.run.last_step or 1)), interval + 1)
     measured = (f"{share:.0%} of {wall:.3g} s ({periodic} periodic save(s) of {saves}, {per_save:.3g} s each); "
+                f"checkpoint_interval={interval}",
+                f"占 {wall:.3g} 秒的 {share:.0%}（{saves} 次保存中定期保存 {periodic} 次，每次 {per_save:.3g} 秒）；"
                 f"checkpoint_interval={interval}")
     status = _grade(share)
     if status == OK:
@@ -202,7 +208,8 @@ def input_bound(records: RunRecords, context: RunContext):
     idle = max(1.0 - share, 0.01)
     ratio = workers / idle if workers else share / idle
     needed = math.ceil(ratio) + 1
-    measured = f"data wait {share:.0%} of the step ({rank}); data_loading.num_workers={workers}"
+    measured = (f"data wait {share:.0%} of the step ({rank}); data_loading.num_workers={workers}",
+                f"数据等待占步时的 {share:.0%}（{rank}）；data_loading.num_workers={workers}")
     if share <= WAIT_WARN:
         return finding(input_bound, OK, measured, (symptom[0], "the input keeps up", "-"),
                        (symptom[1], "数据加载跟得上", "-"), source)
