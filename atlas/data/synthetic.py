@@ -20,7 +20,10 @@ class SlowReadSource(ArraySource):
     """The synthetic episodes read `delay_s` slower per sample (ATLAS_INJECT_SLOW_READ_MS, a test hook):
     the delay sits in the reads the loader makes, as a slow disk or decoder would."""
 
-    delay_s = 0.0
+    def __init__(self, episodes: list[dict[str, np.ndarray]], infos: list[EpisodeInfo], cameras: list[str],
+                 delay_s: float) -> None:
+        super().__init__(episodes, infos, cameras)
+        self.delay_s = delay_s
 
     def read(self, episode: int, key: str, rows: np.ndarray) -> np.ndarray:
         if key == "action":  # one delay per sample, whatever the keys
@@ -52,8 +55,4 @@ def make_synthetic_source(cfg: DataConfig, seed: int) -> ArraySource:
         episodes.append(episode)
         infos.append(EpisodeInfo(task=f"task{task}", instruction=f"do synthetic task number {task}"))
     delay = slow_read_seconds(int(os.environ.get("RANK", "0")))
-    if not delay:
-        return ArraySource(episodes, infos, cameras)
-    source = SlowReadSource(episodes, infos, cameras)
-    source.delay_s = delay
-    return source
+    return SlowReadSource(episodes, infos, cameras, delay) if delay else ArraySource(episodes, infos, cameras)

@@ -32,6 +32,7 @@ RUNS = {
     "slow_reader": (["data_loading.num_workers=0"], {"ATLAS_INJECT_SLOW_READ_MS": "3"}),
     "oom": (["memory_optimization.dynamic_batch_size=true"], {"ATLAS_INJECT_OOM_AT_STEP": "50"}),
     "clip_too_low": (["training.max_grad_norm=0.05"], {}),
+    "nonfinite": ([], {"ATLAS_INJECT_NAN_AT_STEP": "60:2"}),
     "save_every_5": (["training.checkpoint_interval=5", "training.checkpoints_total_limit=2"], {}),
 }
 TIMEOUT = 600
@@ -147,6 +148,14 @@ def test_clip_threshold_below_the_gradients_scale_is_clipping(run, capsys):
     code, report = doctor(capsys, run("clip_too_low"))
     assert flagged(report) == {"grad_clipping": WARN} and code == 0
     assert "max_grad_norm=0.05 in 14 of 14 windows" in finding(report, "grad_clipping")["measured"]
+
+
+@pytest.mark.timeout(TIMEOUT)
+def test_skipped_non_finite_steps_are_a_warning(run, capsys):
+    code, report = doctor(capsys, run("nonfinite"))
+    assert flagged(report) == {"loss_diverging": WARN} and code == 0
+    row = finding(report, "loss_diverging")
+    assert "2 non-finite step(s) skipped" in row["measured"] and "first at step 60" in row["cause"]
 
 
 @pytest.mark.timeout(TIMEOUT)

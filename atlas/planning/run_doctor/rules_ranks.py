@@ -41,7 +41,7 @@ def rank_imbalance(records: RunRecords, context: RunContext):
         missing = (("one process", "单进程") if world < 2 else
                    ("per-rank times not logged (a run from before they were)", "没有记录各 rank 的计时"))
         return not_judged(rank_imbalance, symptom, missing, source)
-    step_ms = statistics.fmean(step.values())
+    step_ms = max(statistics.fmean(step.values()), 1e-9)
     gaps = {"data wait": (max(wait.values()) - min(wait.values())) / step_ms,
             "forward/backward": (max(compute.values()) - min(compute.values())) / step_ms}
     spread = max(gaps.values())
