@@ -229,3 +229,20 @@ def test_two_processes_one_rank_slowed(tmp_path, capsys):
     assert flagged(report) == {"rank_imbalance": FAIL} and code == 1, flagged(report)
     row = finding(report, "rank_imbalance")
     assert "rank 1 waits for its own input" in row["cause"] and "rank0" in row["measured"]
+
+
+@pytest.mark.parametrize(("peak", "status", "words"), [(70.0, WARN, "at the edge"), (20.0, WARN, "data.batch_size=64"),
+                                                       (50.0, OK, "uses the memory well")])
+def test_gpu_memory_against_the_budget(tmp_path, peak, status, words):
+    """No GPU on this machine: a CUDA run's records in the loop's own format (plan.json's memory_plan as
+    run_plan.py writes it, gpu_peak_* as window.py logs them), written here, judged by the real rule."""
+    plan = {"micro_batch_size": 16, "gradient_accumulation_steps": 4, "world_size": 1, "effective_batch_size": 64,
+            "memory_plan": {"budget_gb": 72.0, "configured": {"micro_batch_size": 16, "memory": {"total": peak * 0.9}},
+                            "suggested": {"micro_batch_size": 64, "gradient_accumulation_steps": 1}}}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    lines = [{"step": s, "loss": 1.0 / s, "samples_per_s": 100.0, "gpu_peak_allocated_gib": peak * 0.9,
+              "gpu_peak_reserved_gib": peak} for s in range(10, 70, 10)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    row = next(f for f in diagnose(tmp_path).findings if f.rule == "gpu_memory")
+    assert row.status == status and (words in row.cause or words in row.change), row
+    assert f"peak reserved {peak:.3g} GiB of 72 GiB budget" in row.measured
