@@ -194,8 +194,8 @@ def input_bound(records: RunRecords, context: RunContext):
     """Input-bound steps: the data wait's share of the step (median over the log windows) on the rank that
     waits least (input-bound means every rank starves; one slow rank is `rank_imbalance`'s), against
     WAIT_WARN / WAIT_FAIL. Seed 002 Q2: 数据加载是否是瓶颈 → 增加dataloader_num_workers; seed 003:
-    num_workers 8 (24 GB) / 16 (48 GB). On this 2-core VM a healthy 0-worker run of the in-memory
-    synthetic format waits 15-24 % (benchmarks/RESULTS.md, run doctor), under WAIT_WARN."""
+    num_workers 8 (24 GB) / 16 (48 GB). A healthy 0-worker run of the in-memory synthetic format stays
+    under WAIT_WARN (benchmarks/RESULTS.md, "run doctor")."""
     symptom = ("steps wait for data (input-bound)", "训练步在等待数据（数据加载瓶颈）")
     source = "seed 002 Q2 (数据加载是否是瓶颈); seed 003 num_workers"
     shares = data_wait_shares(records)
