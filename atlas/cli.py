@@ -109,8 +109,8 @@ def _add_eval(sub) -> None:
 
 
 def _add_doctor(sub) -> None:
-    p = sub.add_parser("doctor", help="check a config or launch script against known recipes")
-    p.add_argument("target", help="Atlas YAML config or shell launch script")
+    p = sub.add_parser("doctor", help="check a config or launch script against known recipes, or diagnose a run folder")
+    p.add_argument("target", help="Atlas YAML config, shell launch script, or run folder (atlas train --output-dir)")
     p.add_argument("--recipe", default=None)
     p.add_argument("--gpus", type=GPUS, default=None)
     p.add_argument("--gpu-memory", "--gpu_memory", dest="gpu_memory", type=_positive_gb, default=None, help="GB per GPU")
@@ -119,6 +119,8 @@ def _add_doctor(sub) -> None:
     p.add_argument("--model", default=None, help="model preset a launch script trains, when the doctor cannot tell")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     p.add_argument("--lang", choices=["en", "zh"], default="en")
+    p.add_argument("--baseline", default=None,
+                   help="with a run folder: a run of the same config on fewer processes, to judge the speed-up")
     p.set_defaults(handler="atlas.planning.commands:doctor")
 
 

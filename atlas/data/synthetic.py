@@ -6,10 +6,34 @@ learn them and a falling loss means something.
 
 from __future__ import annotations
 
+import os
+import time
+
 import numpy as np
 
 from atlas.data.config import DataConfig
 from atlas.data.episodes import ArraySource, EpisodeInfo
+from atlas.engine.faults import slow_read_seconds
+
+
+class SlowReadSource(ArraySource):
+    """The synthetic episodes read `delay_s` slower per sample (ATLAS_INJECT_SLOW_READ_MS, a test hook):
+    the delay sits in the reads the loader makes, as a slow disk or decoder would."""
+
+    def __init__(self, episodes: list[dict[str, np.ndarray]], infos: list[EpisodeInfo], cameras: list[str],
+                 delay_s: float) -> None:
+        super().__init__(episodes, infos, cameras)
+        self.delay_s = delay_s
+
+    def read(self, episode: int, key: str, rows: np.ndarray) -> np.ndarray:
+        if key == "action":  # one delay per sample, whatever the keys
+            time.sleep(self.delay_s)
+        return super().read(episode, key, rows)
+
+    def read_batch(self, episodes: np.ndarray, key: str, rows: np.ndarray) -> np.ndarray:
+        if key == "action":
+            time.sleep(self.delay_s * len(episodes))
+        return super().read_batch(episodes, key, rows)
 
 
 def make_synthetic_source(cfg: DataConfig, seed: int) -> ArraySource:
@@ -30,4 +54,5 @@ def make_synthetic_source(cfg: DataConfig, seed: int) -> ArraySource:
             episode[f"image/{cam}"] = np.repeat(base, length, axis=0).astype(np.uint8)
         episodes.append(episode)
         infos.append(EpisodeInfo(task=f"task{task}", instruction=f"do synthetic task number {task}"))
-    return ArraySource(episodes, infos, cameras)
+    delay = slow_read_seconds(int(os.environ.get("RANK", "0")))
+    return SlowReadSource(episodes, infos, cameras, delay) if delay else ArraySource(episodes, infos, cameras)

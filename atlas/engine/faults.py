@@ -16,6 +16,9 @@ nothing unless its variable is set:
                                             and sleeping) so a test can SIGKILL it there; PHASE is where:
                                             files (written, no manifest), rename (sealed, not renamed; the
                                             default) or pointer (renamed, `latest` not yet swapped)
+  ATLAS_INJECT_SLOW_READ_MS=MS[:RANK]       every sample the synthetic format reads takes MS ms longer, on
+                                            RANK only (default every rank): a slow reader for the input-bound
+                                            and slow-rank checks of `atlas doctor RUN_DIR` (data/synthetic.py)
 """
 
 from __future__ import annotations
@@ -44,6 +47,19 @@ def _ints(spec: str, name: str, count: int) -> list[int]:
         return [int(part) for part in spec.split(":")[:count]]
     except ValueError:
         raise ValueError(f"{name}={spec!r}: expected integers separated by ':'") from None
+
+
+def slow_read_seconds(rank: int) -> float:
+    """`ATLAS_INJECT_SLOW_READ_MS`: the extra seconds per sample read on this rank (0.0 when unset)."""
+    spec = os.environ.get("ATLAS_INJECT_SLOW_READ_MS", "")
+    if not spec:
+        return 0.0
+    ms, _, only_rank = spec.partition(":")
+    try:
+        delay, target = float(ms), int(only_rank) if only_rank else None
+    except ValueError:
+        raise ValueError(f"ATLAS_INJECT_SLOW_READ_MS={spec!r}: expected MS[:RANK]") from None
+    return delay / 1000.0 if target is None or target == rank else 0.0
 
 
 class FaultInjector(OOMInjector):

@@ -14,6 +14,25 @@ from atlas.engine.metrics import gpu_memory_peaks
 from atlas.loop.parts import RunParts
 from atlas.loop.step import StepResult
 
+RANK_PHASES = ("data_wait", "forward_backward", "step")
+
+
+def per_rank_times(record: dict, ctx: D.DistContext) -> dict[str, float]:
+    """Every rank's `time/<phase>_ms/rank<R>` for the window and `time/rank_spread_ms` (the largest gap
+    between the slowest and the fastest rank in any of those phases); empty with one process.
+
+    Only rank 0 writes metrics.jsonl, and ranks wait for each other in the step's collectives, so a slow
+    rank is only visible in how its time splits: its own input wait grows while the others wait for it
+    inside forward/backward (`atlas doctor RUN_DIR` reads these)."""
+    if not ctx.distributed:
+        return {}
+    ranks = D.gather_objects([record[f"time/{phase}_ms"] for phase in RANK_PHASES], ctx)
+    out = {f"time/{phase}_ms/rank{rank}": values[i] for rank, values in enumerate(ranks)
+           for i, phase in enumerate(RANK_PHASES)}
+    out["time/rank_spread_ms"] = round(max(max(v[i] for v in ranks) - min(v[i] for v in ranks)
+                                           for i in range(len(RANK_PHASES))), 3)
+    return out
+
 
 class MetricWindow:
     def __init__(self, parts: RunParts, bar=None) -> None:
@@ -71,6 +90,7 @@ class MetricWindow:
             if basis:
                 achieved = record["samples_per_s"] * basis["train_flops_per_sample"] / parts.ctx.world_size
                 record["mfu"] = round(achieved / basis["peak_flops_per_s"], 4)
+        record.update(per_rank_times(record, parts.ctx))
         for group in parts.optimizer.param_groups:
             record[f"lr/{group['name']}"] = group["lr"]
         parts.metrics.log(record, step)

@@ -7,6 +7,7 @@ the target file, so that a wrong path or an unreadable file is reported in a fra
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from atlas.config.errors import ConfigError
 from atlas.config.loader import load_config
@@ -49,6 +50,10 @@ def _syntax_hint(text: str) -> str:
 
 
 def doctor(args: argparse.Namespace) -> int:
+    if Path(args.target).is_dir():  # a run folder: diagnose what it logged (atlas/planning/run_doctor/)
+        from atlas.planning.run_doctor.command import run_folder_doctor
+
+        return run_folder_doctor(args)
     from atlas.textfile import read_text_file
 
     # a bounded, checked read first: a folder, /dev/zero, a 3 GB or binary or non-UTF-8 file is one message

@@ -92,9 +92,22 @@ def _eval_section(run: RunData, plots: dict[str, Path], report_dir: Path) -> lis
     return lines
 
 
-def render(run: RunData, plots: dict[str, Path], report_dir: Path) -> str:
-    out = [f"# Run report: {run.run_dir.name}", "", "## Summary", "", *_summary(run), "",
-           "## Batch arithmetic", "", *batch_arithmetic(run.plan), ""]
+def doctor_section(doctor) -> list[str]:
+    """The run doctor's ⚠️/❌ rows (a RunReport from atlas/planning/run_doctor), linking its full table."""
+    from atlas.planning.run_doctor.findings import FAIL, ICONS, WARN
+
+    rows = [f for f in doctor.findings if f.status in (FAIL, WARN)]
+    lines = [f"- {ICONS[f.status]} **{f.symptom}**: {f.measured}. {f.cause}; change: {f.change} ({f.source})"
+             for f in rows] or ["- ✅ no symptom found"]
+    return lines + ["", "All rules, measured values and the Chinese text: [doctor.md](doctor.md) "
+                    f"(`atlas doctor {doctor.run_dir} --lang zh`)."]
+
+
+def render(run: RunData, plots: dict[str, Path], report_dir: Path, doctor=None) -> str:
+    out = [f"# Run report: {run.run_dir.name}", "", "## Summary", "", *_summary(run), ""]
+    if doctor is not None:
+        out += ["## Doctor (atlas doctor RUN_DIR)", "", *doctor_section(doctor), ""]
+    out += ["## Batch arithmetic", "", *batch_arithmetic(run.plan), ""]
     if run.plan:
         out += ["## Plan (plan.json)", "", "| field | value |", "|---|---|"]
         out += [f"| {k} | {_fmt(v)} |" for k, v in run.plan.items()]

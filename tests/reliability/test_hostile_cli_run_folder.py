@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from hostile_cli import Case, judge, run_atlas, run_cases, write
-from train_helpers import REPO
 
 TINY = """\
 data: {format: synthetic, num_episodes: 8, episode_length: 12, state_dim: 6, action_dim: 3}
@@ -23,8 +22,6 @@ training: {max_steps: 2, val_interval: 1, checkpoint_interval: 1}
 logging: {progress_bar: false, tensorboard: false}
 """
 TRAINED: dict[str, Path] = {}  # filled by the module fixture before the cases run
-HOOKED = "hold_run_folder" in (REPO / "atlas" / "train.py").read_text()
-SHAPES_HOOKED = "check_resume_compatible" in (REPO / "atlas" / "train.py").read_text()
 
 
 def train(*extra: str, out: str = "run") -> list[str]:
@@ -151,7 +148,6 @@ CASES = [
     Case("pickle-in-optimizer", train(*EXPLICIT), rc=1, setup=trained_copy(pickle_in_optimizer),
          names=["optimizer.pt", "weights_only"], absent=["pwned"]),
 ]
-NEEDS_HOOK = {"resume-another-width": SHAPES_HOOKED}
 
 
 def _in(outcome, *texts: str) -> None:
@@ -172,13 +168,10 @@ def outcomes(tmp_path_factory):
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_hostile_run_folder(case, outcomes):
-    if not NEEDS_HOOK.get(case.id, True):
-        pytest.skip("needs the resume shape check in atlas/train.py (engine/compat.check_resume_compatible)")
     judge(case, outcomes[case.id])
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not HOOKED, reason="needs the run-folder lock in atlas/train.py (engine/run_lock.hold_run_folder)")
 def test_a_second_run_into_a_busy_folder_refuses_naming_the_first(tmp_path):
     import subprocess
     import sys
