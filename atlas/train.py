@@ -56,6 +56,7 @@ from atlas.engine.signals import StopRequest
 from atlas.engine.strategy import Strategy, build_strategy
 from atlas.engine.watchdog import Watchdog
 from atlas.errors import AtlasError
+from atlas.models.pretrained import initialise_from_pretrained
 from atlas.models.registry import build_policy
 from atlas.planning.batch import plan_batch
 
@@ -88,7 +89,8 @@ def command(args) -> int:
     """`atlas train` (from atlas/cli.py)."""
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch_torchrun(args)
-    cfg = load_config(args.config, args.overrides, profile=args.profile)
+    init_from = [f"model.pretrained={args.init_from}"] if getattr(args, "init_from", None) else []  # --init-from
+    cfg = load_config(args.config, [*args.overrides, *init_from], profile=args.profile)
     output_dir = args.output_dir or str(Path("runs") / Path(args.config).stem)
     train(cfg, output_dir, resume=args.resume)
     return 0
@@ -166,6 +168,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     log.info(f"policy {cfg.model.preset}: {num_params:,} params, {num_trainable:,} trainable")
     if resume_path:  # into the whole policy, before the strategy shards or partitions it
         policy.load_state_dict(load_weights(Path(resume_path) / "model.safetensors", str(ctx.device)))
+    pretrained = initialise_from_pretrained(policy, cfg.model, cfg.data.stats, data, log, resumed_from=resume_path)
 
     def make_optimizer() -> torch.optim.Optimizer:  # over the parameters the strategy leaves (FSDP: DTensors)
         groups, _ = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)
@@ -200,7 +203,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
                        "num_parameters": num_params, "trainable_parameters": num_trainable,
                        "samples_per_epoch": len(data.train),
                        "steps_per_epoch": math.ceil(len(data.train) / plan.effective_batch_size),
-                       "memory_plan": memory_plan}
+                       "memory_plan": memory_plan, "pretrained": pretrained}
         (run_dir / "plan.json").write_text(json.dumps(plan_record, indent=2))
     injector = FaultInjector(ctx.rank)  # ATLAS_INJECT_* hooks, the loss-term watch, the step clock
     injector.attach(policy)

@@ -90,7 +90,7 @@ def dataset_statistics(
     """(stats, what they cover, log lines) following `data.stats` (auto: the task's own for a single-task run)."""
     everything = list(range(source.num_episodes()))
     mode = cfg.stats
-    if mode == "auto":
+    if mode in ("auto", "pretrained"):  # pretrained: these are replaced by the checkpoint's (models/pretrained.py)
         mode = "task" if len(trained) == 1 else "dataset"
     episodes = selected if mode == "task" else everything
     if mode == "task" and set(selected) == set(everything) and len(trained) > 1:

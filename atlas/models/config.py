@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from atlas.config.base import Section
 from atlas.models.fusion.config import FusionConfig
@@ -12,6 +13,24 @@ from atlas.models.heads.config import HeadConfig
 from atlas.models.language.config import LanguageConfig
 from atlas.models.presets import merge_preset
 from atlas.models.vision.config import VisionConfig
+
+
+class LoRAConfig(Section):
+    rank: int = Field(8, gt=0, description="LoRA rank r of each adapter (B A, A: r x in, B: out x r).")
+    alpha: float = Field(16.0, gt=0, description="LoRA scale numerator: the update is (alpha / rank) B A x.")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the adapter's input (training only).")
+    target_modules: list[str] = Field(
+        ["fusion"],
+        description="nn.Linear layers that get adapters: module prefixes (fusion, fusion.blocks.0) or module names "
+        "(qkv, attn.proj, fc1); default every linear of the fusion transformer (attention q/k/v and output, MLP).",
+    )
+    trainable_modules: list[str] = Field(
+        [], description="Module prefixes trained in full beside the adapters (e.g. [action_head] for a new head); "
+        "every other base weight is frozen.",
+    )
+
+
+CHECKPOINT_CHOICE = re.compile(r"^(latest|best|step_\d+)$")
 
 
 class ModelConfig(Section):
@@ -30,6 +49,44 @@ class ModelConfig(Section):
     language: LanguageConfig = Field(default_factory=LanguageConfig, description="Instruction encoder.")
     fusion: FusionConfig = Field(default_factory=FusionConfig, description="Fusion transformer.")
     head: HeadConfig = Field(default_factory=HeadConfig, description="Action head.")
+    pretrained: str | None = Field(
+        None, description="Initialise the weights from a trained policy: an Atlas run folder, a checkpoint folder, "
+        "a model.safetensors file or RDT's release folder (`atlas train --init-from PATH`). Only weights are taken: "
+        "step, optimizer, schedule and data order start fresh; --resume of the fine-tune never reloads it.",
+    )
+    pretrained_checkpoint: str = Field(
+        "best", description="Which checkpoint of a pretrained run folder: best (else latest), latest or step_N."
+    )
+    pretrained_weights: Literal["ema", "raw"] = Field(
+        "ema", description="The checkpoint's EMA weights when it has them, or its raw weights."
+    )
+    pretrained_strict: bool = Field(
+        True, description="Missing, unexpected or shape-mismatched tensors are an error (naming them); false: load "
+        "what matches and keep the rest freshly initialised.",
+    )
+    pretrained_reinit: list[str] = Field(
+        [], description="Module prefixes kept at their fresh initialisation (not loaded), e.g. [action_head] when "
+        "the action dimension changes; their tensors may be missing or differ in shape.",
+    )
+    lora: LoRAConfig | None = Field(
+        None, description="LoRA adapters {rank, alpha, dropout, target_modules}: base weights frozen, adapters "
+        "trained (true: the defaults); None: full fine-tuning.",
+    )
+
+    @field_validator("lora", mode="before")
+    @classmethod
+    def _lora_switch(cls, value: Any) -> Any:
+        """`lora: true` (YAML also reads yes/on so) turns LoRA on with its defaults; false/off turns it off."""
+        if value is True:
+            return {}
+        return None if value is False else value
+
+    @field_validator("pretrained_checkpoint")
+    @classmethod
+    def _check_checkpoint(cls, value: str) -> str:
+        if not CHECKPOINT_CHOICE.match(value):
+            raise ValueError(f"model.pretrained_checkpoint must be latest, best or step_N, got {value!r}")
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -114,6 +114,16 @@ def default_kernel_is_efficient(probe: ModelProbe, mixed_precision: str, sdpa_de
                   f"{mixed_precision} with no attention mask that is the flash/efficient kernel, so its estimate applies")
 
 
+def pretrained_notes(cfg: AtlasConfig) -> list[str]:
+    """model.pretrained: whether the checkpoint's tensor shapes are the config's model's (models/pretrained.py)."""
+    if cfg.model.pretrained is None:
+        return []
+    from atlas.models.pretrained import plan_notes
+    from atlas.planning.probe import build_model, dataset_meta
+
+    return plan_notes(cfg, build_model(cfg, dataset_meta(cfg), False, False, device="meta"))
+
+
 def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = None, *, gpu: str | None = None,
               strategy: str | None = None, probe: ModelProbe | None = None, cpu_cores: int | None = None,
               mfu: float | None = None, micro_batch_size: int | None = None, sdpa_default: bool | None = None) -> Plan:
@@ -141,7 +151,7 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
         return caps[(ckpt, mea)]
 
     target = target_effective_batch(cfg, gpus)
-    notes: list[str] = [f"attention kernel: {kernel_note}"]
+    notes: list[str] = [f"attention kernel: {kernel_note}", *pretrained_notes(cfg)]
     if target % gpus:
         raise ConfigError(
             f"effective batch {target} cannot be split over {gpus} GPUs; reachable: {reachable_batches(target, gpus)}"
