@@ -238,6 +238,7 @@ class LoadReport:
         data["counts"] = {k: len(data[k]) for k in ("loaded", "missing", "unexpected", "mismatched", "reinitialised",
                                                     "new_adapters")}
         data["by_module"] = self.by_module()
+        del data["loaded"]  # counted and by module; a 1 B model's hundreds of names stay out of plan.json
         return data
 
     def lines(self) -> list[str]:
