@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -74,7 +76,8 @@ def steps_to_reach(curve: dict[int, dict[str, float]], target: float) -> int | N
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="benchmarks/.finetune", help="demos and runs (demos are reused)")
+    parser.add_argument("--work", default=None, help="demos and runs, reused when present (default "
+                        "benchmarks/.finetune; --quick: a fresh temporary folder)")
     parser.add_argument("--mt10-demos", type=int, default=20)
     parser.add_argument("--demos", type=int, default=10, help="demos per new task")
     parser.add_argument("--pretrain-steps", type=int, default=1500)
@@ -85,12 +88,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     mt10, new_tasks = "mt10", NEW_TASKS
+    explicit_work = args.work is not None
     if args.quick:
-        args.work = str(Path(args.work).with_name(".finetune-quick"))
+        args.work = args.work or tempfile.mkdtemp(prefix="atlas-finetune-quick-")
         mt10, new_tasks = "reach-v3,push-v3", NEW_TASKS[:2]
         args.mt10_demos, args.demos, args.pretrain_steps, args.steps, args.eval_every = 2, 2, 6, 4, 2
         args.episodes, args.seeds = 1, "0"
-    work = Path(args.work)
+    work = Path(args.work or REPO / "benchmarks" / ".finetune")
     work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     mt10_data, new_data = work / "mt10.hdf5", work / f"new-{args.demos}.hdf5"
@@ -155,6 +159,8 @@ def main() -> int:
     print("finetune final success " + " ".join(f"{v} {mean_at(v, steps[-1]):.3f}" for v in VARIANTS)
           + f"; steps to scratch's final {target:.3f}: "
           + " ".join(f"{v} {reach[v] if reach[v] is not None else 'never'}" for v in VARIANTS))
+    if args.quick and not explicit_work:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
