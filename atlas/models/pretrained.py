@@ -418,22 +418,29 @@ def initialise_from_pretrained(policy: nn.Module, cfg, stats_mode: str, data, lo
             "report": report.to_dict(), "normalization": normalization}
 
 
-def plan_notes(cfg, policy: nn.Module) -> list[str]:
+def check_shapes(cfg, policy: nn.Module) -> tuple[str, str] | None:
     """For `atlas plan`/`atlas doctor`: do the config's model and the pretrained checkpoint agree in shape?
-    Read from the checkpoint's header against `policy` built on the meta device (no tensors loaded)."""
+    Read from the checkpoint's header against `policy` built on the meta device (no tensors loaded).
+    Returns (verdict: match | differ | unknown, message), None without model.pretrained."""
     mc = cfg.model
     if mc.pretrained is None:
-        return []
+        return None
     try:
         source = resolve_source(mc.pretrained, mc.pretrained_checkpoint, mc.pretrained_weights)
         report = compare({k: tuple(v.shape) for k, v in policy.state_dict().items()}, source.shapes(),
                          mc.pretrained_reinit, source.label())
     except (ConfigError, OSError) as err:
-        return [f"pretrained: could not check {mc.pretrained} against the model ({err})"]
+        return "unknown", f"pretrained: could not check {mc.pretrained} against the model ({err})"
     problems = {k: v for k, v in report.problems(mc.pretrained_reinit).items() if v}
     if not problems:
-        return [f"pretrained: {source.label()} has the config's model shapes ({len(report.loaded)} tensors load"
-                + (f", {len(report.reinitialised)} re-initialised" if report.reinitialised else "") + ")"]
+        return "match", (f"pretrained: {source.label()} has the config's model shapes ({len(report.loaded)} tensors "
+                         "load" + (f", {len(report.reinitialised)} re-initialised" if report.reinitialised else "") + ")")
     detail = "; ".join(f"{len(v)} {k}: {_names(v)}" for k, v in problems.items())
     verdict = "loads what matches (pretrained_strict=false)" if not mc.pretrained_strict else "training would stop"
-    return [f"pretrained: {source.label()} does NOT match the config's model ({detail}); {verdict}"]
+    return "differ", f"pretrained: {source.label()} does NOT match the config's model ({detail}); {verdict}"
+
+
+def plan_notes(cfg, policy: nn.Module) -> list[str]:
+    """`check_shapes` as the planner's note lines."""
+    checked = check_shapes(cfg, policy)
+    return [] if checked is None else [checked[1]]

@@ -247,3 +247,22 @@ def test_eval_loader_reads_a_finetuned_run(base_run, tmp_path):
     loaded = load_checkpoint(run)
     out = loaded.policy.predict_action_chunk({"state": torch.zeros(1, 1, 6)}, ["task0"])
     assert out.shape == (1, 6, 3) and torch.isfinite(out).all()
+
+
+@pytest.mark.timeout(120)
+def test_doctor_reports_whether_the_checkpoint_fits_the_config(base_run, tmp_path):
+    from atlas.planning.doctor import run_doctor
+    from atlas.planning.setup import read_setup
+
+    statuses = {}
+    for name, hidden in (("same", 32), ("other", 16)):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(f"data: {{format: synthetic, num_episodes: 8, episode_length: 12, state_dim: 6, action_dim: 3}}\n"
+                          f"model: {{preset: mlp, hidden_dim: {hidden}, num_layers: 2, action_horizon: 6, "
+                          f"pretrained: {base_run}}}\n")
+        report = run_doctor(read_setup(str(config), None), None, 24)
+        found = [f for f in report.findings if f.parameter == "model.pretrained"]
+        assert len(found) == 1
+        statuses[name] = (found[0].yours, found[0].why)
+    assert statuses["same"][0] == "match"
+    assert statuses["other"][0] == "differ" and "fusion.0.weight (32, 22) in the checkpoint" in statuses["other"][1]
