@@ -120,8 +120,8 @@ def _is_rdt_release(path: Path) -> bool:
         return False
     try:
         from atlas.models.rdt.release import is_rdt_release
-    except ImportError:
-        return False
+    except ImportError:  # a foreign config.json beside model.safetensors: RDT's layout, refused clearly by _rdt
+        return (path / WEIGHTS_NAME).is_file()
     return bool(is_rdt_release(path))
 
 

@@ -170,10 +170,13 @@ def test_missing_and_unexpected_tensors_are_named_and_reinit_prefixes_checked(ba
 def test_rdt_release_folder_without_the_rdt_package_is_a_clear_error(tmp_path):
     if importlib.util.find_spec("atlas.models.rdt") is not None:
         pytest.skip("atlas.models.rdt is present: its own tests cover RDT release folders")
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "pytorch_model.bin").write_bytes(b"")
-    with pytest.raises(ConfigError, match="RDT release folders .* need atlas.models.rdt"):
-        resolve_source(tmp_path)
+    for weights in ("pytorch_model.bin", "model.safetensors"):  # RDT ships either, beside its own config.json
+        folder = tmp_path / weights
+        folder.mkdir()
+        (folder / "config.json").write_text('{"action_dim": 128}')
+        (folder / weights).write_bytes(b"")
+        with pytest.raises(ConfigError, match="RDT release folders .* need atlas.models.rdt"):
+            resolve_source(folder)
 
 
 @pytest.mark.timeout(240)
