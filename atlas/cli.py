@@ -70,6 +70,9 @@ def _add_doctor(sub) -> None:
     p.add_argument("--recipe", default=None)
     p.add_argument("--gpus", type=int, default=None)
     p.add_argument("--gpu-memory", "--gpu_memory", dest="gpu_memory", type=float, default=None, help="GB per GPU")
+    p.add_argument("--cpus", type=int, default=None,
+                   help="CPU cores of the training machine (for the loader-worker check; default: unknown)")
+    p.add_argument("--model", default=None, help="model preset a launch script trains, when the doctor cannot tell")
     p.add_argument("--format", choices=["table", "markdown", "json"], default="table")
     p.add_argument("--lang", choices=["en", "zh"], default="en")
     p.set_defaults(handler="atlas.planning.commands:doctor")

@@ -2,10 +2,9 @@
 
 Seed 000 claims gradient accumulation costs "~5% slower" per effective batch; this measures it. Each
 configuration runs `atlas.train.train` (EMA, TensorBoard and validation off, one checkpoint at the end)
-on the same synthetic data and model. The step time is the median interval between consecutive
-`next_step()` calls of the loop's batch reader (a subclass that only records `perf_counter()`), after
-skipping warm-up steps: it covers data, forward/backward of every micro-batch, clipping and the optimizer
-step, and no set-up or final checkpoint. Configurations alternate within each repetition; the figure per
+on the same synthetic data and model. The step time is the median of the loop's own `time/step_ms`
+(metrics.jsonl, log_interval 1), after skipping warm-up steps: it covers data, forward/backward of every
+micro-batch, clipping and the optimizer step, and no set-up, logging or checkpoint. Configurations alternate within each repetition; the figure per
 configuration is the median over repetitions, reported as a ratio to 32×1.
 
 torch.set_num_threads(1) (unless --threads): a shared 2-core CPU; one thread keeps small models steady.
@@ -19,16 +18,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-import atlas.train as atlas_train  # noqa: E402
 from atlas.config import load_config  # noqa: E402
-from atlas.engine.batches import StepBatches  # noqa: E402
+from atlas.engine.metrics import metrics_records  # noqa: E402
+from atlas.train import train  # noqa: E402
 
 EFFECTIVE = 32
 SPLITS = [(32, 1), (8, 4), (4, 8)]
@@ -48,27 +46,15 @@ def make_config(overrides: list[str], steps: int, micro: int, accumulation: int)
     return load_config(None, [
         "data.format=synthetic", "data.num_episodes=16", "data.episode_length=40", f"data.batch_size={micro}",
         f"training.gradient_accumulation_steps={accumulation}", f"training.max_steps={steps}",
-        "training.val_interval=0", f"training.checkpoint_interval={steps}", "training.log_interval=10",
+        "training.val_interval=0", f"training.checkpoint_interval={steps}", "training.log_interval=1",
         "training.ema.enabled=false", "logging.tensorboard=false", "logging.progress_bar=false", *overrides,
     ])
 
 
 def step_times(cfg, run_dir: Path) -> list[float]:
-    """Seconds between consecutive next_step() calls of the real loop, i.e. one optimizer step each."""
-    stamps: list[float] = []
-
-    class StampedStepBatches(StepBatches):
-        def next_step(self):
-            stamps.append(time.perf_counter())
-            return super().next_step()
-
-    original = atlas_train.StepBatches
-    atlas_train.StepBatches = StampedStepBatches
-    try:
-        atlas_train.train(cfg, run_dir)
-    finally:
-        atlas_train.StepBatches = original
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    """Seconds of each optimizer step of the real loop, as it logged them (`time/step_ms`, log_interval 1)."""
+    train(cfg, run_dir)
+    return [r["time/step_ms"] / 1000.0 for r in metrics_records(run_dir) if "time/step_ms" in r]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 for micro, acc in order:
                     cfg = make_config(overrides, steps, micro, acc)
                     times = step_times(cfg, Path(tmp) / f"{name}_{micro}x{acc}_{rep}")
-                    per_split[(micro, acc)].append(statistics.median(times[WARMUP - 1:] or times))
+                    per_split[(micro, acc)].append(statistics.median(times[WARMUP:] or times))
             base = statistics.median(per_split[SPLITS[0]])
             cells = []
             for micro, acc in SPLITS:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from atlas.config import load_config  # noqa: E402
 from atlas.planning.hardware import GIB  # noqa: E402
-from atlas.planning.planner import make_plan  # noqa: E402
+from atlas.planning.planner import PlanRequest, make_plan  # noqa: E402
 from atlas.planning.probe import probe_model  # noqa: E402
 
 DATASHEET_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
@@ -102,7 +102,7 @@ def predict(overrides: list[str], micro: int) -> dict:
     """The planner's breakdown for this config at this micro-batch on this GPU (as `atlas plan` would print)."""
     cfg = load_config(None, [*overrides, f"data.batch_size={micro}"])
     started = time.perf_counter()
-    plan = make_plan(cfg, gpus=1, gpu_memory_gb=gpu_gib(), micro_batch_size=micro, probe=_probe(tuple(overrides)))
+    plan = make_plan(cfg, 1, gpu_gib(), request=PlanRequest(micro_batch_size=micro, probe=_probe(tuple(overrides))))
     mem = plan.memory
     tensors = mem.weights + mem.gradients + mem.optimizer + mem.ema + mem.activations
     return {"micro_batch": micro, "tensors_gib": tensors / GIB, "total_gib": mem.total / GIB,
@@ -137,7 +137,9 @@ def train(run_dir: Path, overrides: list[str], env: dict | None = None, resume: 
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    from atlas.engine.metrics import metrics_records
+
+    return metrics_records(run_dir)
 
 
 def loop_case(name: str, overrides: list[str], out: Path, peak_tflops: float) -> dict:

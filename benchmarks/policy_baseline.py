@@ -47,7 +47,9 @@ def loop_seconds(run: Path, skip_windows: int = 0) -> float:
     """Training-loop time of a run from its logged windows (steps x batch / samples_per_s): start-up,
     data loading, validation and checkpoint writes excluded, so the two sides compare on training alone."""
     batch_size = json.loads((run / "plan.json").read_text())["effective_batch_size"]
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    from atlas.engine.metrics import metrics_records
+
+    rows = metrics_records(run)
     windows = [r for r in rows if "samples_per_s" in r]
     total, previous = 0.0, 0
     for i, row in enumerate(windows):

@@ -49,7 +49,9 @@ def run(nproc: int, overrides: list[str], steps: int, root: Path, tag: str, time
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    from atlas.engine.metrics import metrics_records
+
+    lines = metrics_records(out)
     plan = json.loads((out / "plan.json").read_text())
     assert plan["effective_batch_size"] == EFFECTIVE and plan["world_size"] == nproc, plan
     sps = [r["samples_per_s"] for r in lines if "samples_per_s" in r]

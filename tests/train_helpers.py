@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,9 @@ def final_weights(run_dir: Path) -> dict:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    from atlas.engine.metrics import metrics_records
+
+    return metrics_records(run_dir)
 
 
 def torchrun(run_dir: Path, overrides: list[str], env: dict | None = None, resume: str | None = None, nproc: int = 2,

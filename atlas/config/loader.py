@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from atlas.config.errors import ConfigError, describe_validation_error
 from atlas.config.schema import DUPLICATED_SETTINGS, AtlasConfig
+from atlas.config.yaml_words import load_yaml
 
 PROFILES = ("cpu", "gpu_24gb", "gpu_48gb", "gpu_80gb")
 
@@ -29,7 +30,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             raise ConfigError(f"override {pair!r} is not KEY=VALUE (e.g. training.max_steps=50)")
         key, raw = pair.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else None
+            value = load_yaml(raw) if raw != "" else None
         except yaml.YAMLError as err:
             problem = str(err).splitlines()[0]
             raise ConfigError(f"override {key.strip()}={raw!r}: the value is not valid YAML ({problem})") from None
@@ -92,7 +93,7 @@ def read_yaml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):

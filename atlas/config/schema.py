@@ -1,22 +1,24 @@
 """The one Atlas config schema. Every option is documented where it is declared.
 
 Sections that belong to a component live beside it (`atlas/data/config.py`, `atlas/models/config.py`,
-`atlas/sim/config.py`); the loop-level sections live here. The README's config reference is generated
+`atlas/sim/config.py`, `atlas/engine/config.py`); this module composes them. The README's config reference is generated
 from this schema (`python -m atlas.config.reference`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, model_validator
 
 from atlas.config.base import Section
 from atlas.data.config import DataConfig, DataLoadingConfig
+from atlas.engine.config import (  # noqa: F401 - the engine's sections, composed here
+    EMAConfig,
+    LoggingConfig,
+    MemoryOptimizationConfig,
+    TrainingConfig,
+)
 from atlas.models.config import ModelConfig
 from atlas.sim.config import EvalConfig
-
-SCHEDULERS = ("constant", "cosine", "linear")
 
 # The seeds write some settings in two places; (seed's place, canonical place).
 DUPLICATED_SETTINGS = (
@@ -25,113 +27,6 @@ DUPLICATED_SETTINGS = (
     ("memory_optimization.num_workers", "data_loading.num_workers"),
     ("memory_optimization.prefetch_factor", "data_loading.prefetch_factor"),
 )
-
-
-class EMAConfig(Section):
-    enabled: bool = Field(False, description="Keep an fp32 exponential moving average of the weights.")
-    decay: float | None = Field(
-        None, gt=0.0, lt=1.0, description="Fixed decay. None: warmup form min(max_decay, 1-(1+step)^-power)."
-    )
-    power: float = Field(0.75, gt=0.0, description="Warmup form exponent (RDT: 0.75).")
-    max_decay: float = Field(0.9999, gt=0.0, lt=1.0, description="Upper bound of the warmup-form decay (RDT: 0.9999).")
-
-
-class TrainingConfig(Section):
-    learning_rate: float = Field(1e-4, gt=0.0, description="Peak LR for multiplier-1 parameters, before lr_scaling.")
-    min_lr: float = Field(0.0, ge=0.0, description="LR that cosine and linear decay reach at max_steps.")
-    lr_scheduler: str = Field("cosine", description="constant, cosine or linear; each with linear warmup from 0.")
-    warmup_steps: int = Field(0, ge=0, description="Optimizer steps of linear warmup; step s<=warmup uses lr*s/warmup.")
-    max_steps: int = Field(1000, gt=0, description="Optimizer steps (one per effective batch) of the whole run.")
-    gradient_accumulation_steps: int | None = Field(
-        None, gt=0, description="Micro-batches per optimizer step. None: derived from effective_batch_size (else 1)."
-    )
-    batch_size: int | None = Field(
-        None, gt=0, description="Seed 001's place for data.batch_size (per device; must agree if both set)."
-    )
-    effective_batch_size: int | None = Field(
-        None, gt=0, description="Samples per optimizer step over all processes; batch_size x world_size x accumulation."
-    )
-    lr_scaling: Literal["none", "linear", "sqrt"] = Field(
-        "none", description="Scale learning_rate by effective_batch/base_batch_size (linear) or its square root."
-    )
-    base_batch_size: int | None = Field(
-        None, gt=0, description="Batch the learning_rate was tuned for (default: data.batch_size)."
-    )
-    lr_multipliers: dict[str, float] = Field(
-        default_factory=dict,
-        description="LR multiplier by module-name prefix (vision, language, fusion, action_head); 0 freezes the module.",
-    )
-    weight_decay: float = Field(0.01, ge=0.0, description="AdamW decoupled weight decay (never on biases or norm weights).")
-    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
-    adam_eps: float = Field(1e-8, gt=0.0, description="AdamW epsilon.")
-    max_grad_norm: float | None = Field(1.0, gt=0.0, description="Clip the global grad norm to this (None: no clipping).")
-    mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description="Autocast dtype; fp16 adds a grad scaler.")
-    seed: int = Field(42, description="Seeds weights, data order, noise and augmentation.")
-    ema: EMAConfig = Field(default_factory=EMAConfig, description="Exponential moving average of the weights.")
-    val_interval: int = Field(1000, ge=0, description="Validate every N optimizer steps (0: never).")
-    val_batches: int | None = Field(None, gt=0, description="Cap validation at this many micro-batches per process.")
-    checkpoint_interval: int = Field(1000, gt=0, description="Save a checkpoint every N optimizer steps and at the end.")
-    checkpoints_total_limit: int | None = Field(
-        None, gt=0, description="Keep at most this many step checkpoints (never pruning best or latest)."
-    )
-    log_interval: int = Field(10, gt=0, description="Write training metrics every N optimizer steps.")
-    strategy: Literal["auto", "ddp", "fsdp", "deepspeed"] = Field(
-        "auto",
-        description="Multi-process strategy: auto/ddp (replicated), fsdp (FSDP2: weights, gradients, optimizer "
-        "state and EMA sharded), deepspeed (ZeRO, needs the deepspeed extra). One process trains unsharded.",
-    )
-    zero_stage: Literal[1, 2, 3] = Field(
-        2,
-        description="DeepSpeed ZeRO stage under strategy=deepspeed: 1 partitions the optimizer state, 2 also the "
-        "gradients, 3 also the weights and the EMA.",
-    )
-    max_nonfinite_steps: int = Field(10, gt=0, description="Stop after this many non-finite steps in a row.")
-    hang_timeout_s: float = Field(1800.0, gt=0, description="Dump stacks if no step finished for this long.")
-    on_save_error: Literal["stop", "continue"] = Field(
-        "stop",
-        description="A checkpoint that cannot be written (disk full, unwritable folder): stop training with the "
-        "space it needs, or log that and keep training. Earlier checkpoints and latest stay intact either way.",
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> TrainingConfig:
-        if self.lr_scheduler not in SCHEDULERS:
-            raise ValueError(
-                f"training.lr_scheduler: unknown scheduler {self.lr_scheduler!r}; valid: {', '.join(SCHEDULERS)}"
-            )
-        if self.warmup_steps > self.max_steps:
-            raise ValueError(
-                f"training.warmup_steps={self.warmup_steps} is longer than the run "
-                f"(training.max_steps={self.max_steps}); the LR would never reach its peak"
-            )
-        if self.min_lr > self.learning_rate:
-            raise ValueError(f"training.min_lr={self.min_lr} is above training.learning_rate={self.learning_rate}")
-        return self
-
-
-class MemoryOptimizationConfig(Section):
-    dynamic_batch_size: bool = Field(False, description="On out-of-memory halve the micro-batch and double accumulation.")
-    max_memory_usage: float = Field(0.95, gt=0.0, le=1.0, description="CUDA per-process memory fraction.")
-    gradient_accumulation_steps: int | None = Field(
-        None, gt=0, description="Seed 003's place for training.gradient_accumulation_steps (must agree if both set)."
-    )
-    memory_efficient_attention: bool = Field(False, description="Use the memory-efficient/flash SDPA kernel.")
-    gradient_checkpointing: bool = Field(False, description="Recompute each transformer block in backward.")
-    auto_micro_batch: bool = Field(
-        False,
-        description="On CUDA, let the planner (atlas plan) pick the largest micro-batch, checkpointing and attention "
-        "kernel that fit max_memory_usage x GPU memory, keeping the effective batch (set training.effective_batch_size).",
-    )
-    num_workers: int | None = Field(None, ge=0, description="Seed 003's place for data_loading.num_workers.")
-    prefetch_factor: int | None = Field(None, ge=1, description="Seed 003's place for data_loading.prefetch_factor.")
-
-
-class LoggingConfig(Section):
-    tensorboard: bool = Field(True, description="Write TensorBoard event files under tensorboard/.")
-    wandb: bool = Field(False, description="Also log to Weights & Biases (offline mode works without network).")
-    wandb_project: str = Field("atlas", description="wandb project name.")
-    wandb_mode: Literal["online", "offline", "disabled"] = Field("offline", description="wandb mode.")
-    progress_bar: bool = Field(True, description="tqdm bar on rank 0.")
 
 
 class AtlasConfig(Section):

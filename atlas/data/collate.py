@@ -2,8 +2,8 @@
 
 Same output as `torch.utils.data.default_collate` for our samples (arrays → tensors of the same dtype,
 ints → int64, strings → lists), but `torch.stack` of uint8 image tensors with several intra-op threads
-can take ~100x longer (measured 360 ms vs 1 ms for 32 frames of 2x128x128 on a busy 2-core CPU,
-torch 2.13) in the main process, where DataLoader does not limit torch to one thread.
+can be orders of magnitude slower on a busy CPU in the main process, where DataLoader does not limit torch
+to one thread (figures in benchmarks/RESULTS.md, "Data loading").
 """
 
 from __future__ import annotations

@@ -154,8 +154,8 @@ class StepDataset(Dataset):
 
     def __getitems__(self, indices: list[int]) -> list[dict]:
         """The samples at `indices`, in order. The DataLoader passes a whole micro-batch here, so windows are
-        computed for the batch at once and each key is read in one gather (`_gather`): reading sample by
-        sample took 8.2 ms of a 78 ms step at batch 256 on state + language (2-core CPU), this 1.3 ms."""
+        computed for the batch at once and each key is read in one gather (`_gather`), several times faster
+        than sample by sample (benchmarks/RESULTS.md, "batched reads")."""
         flat = np.asarray(indices, dtype=np.int64).reshape(-1)
         outside = (flat < 0) | (flat >= len(self))
         if outside.any():
@@ -188,7 +188,7 @@ class StepDataset(Dataset):
     def _gather(self, episodes: np.ndarray, key: str, rows: np.ndarray) -> np.ndarray:
         """`source.read(episodes[i], key, rows[i])` stacked over i: one index where the source holds its
         episodes in memory (`read_batch`), else one read per sample (a window is one contiguous slice of a
-        file; grouping a batch's windows by episode measured slower with h5py: 2,240 vs 3,590 samples/s)."""
+        file; grouping a batch's windows by episode was slower with h5py, see benchmarks/RESULTS.md)."""
         read_batch = getattr(self.source, "read_batch", None)
         if read_batch is not None:
             return read_batch(episodes, key, rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -55,21 +55,11 @@ class DataBundle:
     log_lines: list[str]
     transform: BatchTransform  # normalize + state noise + image augmentation, from the config
     stats_source: str = ""  # "dataset" or "task:<name>" / "tasks:<a,b>": which episodes the statistics cover
-    extras: dict = field(default_factory=dict)
 
 
 def episode_names(source: EpisodeSource) -> list[str]:
     name = getattr(source, "episode_name", None)
     return [name(e) if name else f"episode_{e}" for e in range(source.num_episodes())]
-
-
-def split_episodes(num_episodes: int, val_ratio: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded split kept for callers of the first skeleton; `build_data` splits by episode name instead."""
-    order = np.random.default_rng([seed, 7919]).permutation(num_episodes)
-    n_val = int(round(num_episodes * val_ratio))
-    if val_ratio > 0 and n_val == 0 and num_episodes > 1:
-        n_val = 1
-    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
 def select_tasks(source: EpisodeSource, wanted: list[str] | None) -> tuple[list[str], list[int]]:

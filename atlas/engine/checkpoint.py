@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import shutil
+import threading
+import zlib
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ import torch
 
 from atlas.engine.faults import SaveFaults
 from atlas.errors import AtlasError
+from atlas.models.base import WEIGHTS_NAME as WEIGHTS  # the one name of a policy's weights file
 
 MANIFEST = "manifest.json"
 POINTERS = ("latest", "best")
@@ -159,6 +164,15 @@ def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
 
 
+def read_pointer(checkpoints: Path, name: str) -> Path | None:
+    """The folder `checkpoints/<name>` (latest, best) points at, if it is a folder: the one pointer reader."""
+    link = Path(checkpoints) / name
+    if not link.is_symlink():
+        return None
+    target = (Path(checkpoints) / os.readlink(link)).resolve()
+    return target if target.is_dir() else None
+
+
 class CheckpointStore:
     """The `checkpoints/` folder of a run: save, point, prune, find the newest complete one."""
 
@@ -173,11 +187,7 @@ class CheckpointStore:
         return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink() and p.name.startswith("step_"))
 
     def pointer(self, name: str) -> Path | None:
-        link = self.root / name
-        if not link.is_symlink():
-            return None
-        target = (self.root / os.readlink(link)).resolve()
-        return target if target.is_dir() else None
+        return read_pointer(self.root, name)
 
     def set_pointer(self, name: str, target: Path) -> None:
         tmp = self.root / f".{name}.tmp"
@@ -283,3 +293,208 @@ class CheckpointStore:
             if warn:
                 warn(f"checkpoint {path.name} is not usable ({problem}); trying an older one")
         return None
+
+
+# --------------------------------------------------------------------------------------------------
+# What a training checkpoint holds: which files, which ranks gather and write, how they load back
+# --------------------------------------------------------------------------------------------------
+TRAINER_STATE = "trainer_state.json"
+SCHEDULER = "scheduler.json"
+
+
+@dataclass
+class TrainerState:
+    """What a checkpoint must hold besides tensors to continue exactly."""
+
+    step: int = 0
+    samples_seen: int = 0
+    micro_batch_size: int = 0
+    gradient_accumulation_steps: int = 0
+    world_size: int = 1
+    effective_batch_size: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
+    nonfinite_in_a_row: int = 0
+
+    @classmethod
+    def read(cls, checkpoint: Path) -> TrainerState:
+        return cls(**json.loads((Path(checkpoint) / TRAINER_STATE).read_text()))
+
+
+@dataclass
+class TrainingObjects:
+    """The live objects a checkpoint saves and restores (built once by the loop's builder)."""
+
+    policy: torch.nn.Module
+    strategy: object  # atlas.engine.strategies.Strategy
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    ema: object | None  # atlas.engine.ema.EMA
+    ctx: object  # atlas.engine.distributed.DistContext
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    interval: int
+    on_save_error: str  # "stop" or "continue" (training.on_save_error)
+    schedule: dict  # the LR schedule in force: written to scheduler.json, compared on resume
+    asynchronous: bool = False  # training.async_checkpoint
+
+
+def host_copy(obj):
+    """A snapshot of a (nested) state on the host: every tensor copied to CPU, so training may change the
+    originals while a background thread writes the copy."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: host_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(host_copy(v) for v in obj)
+    return obj
+
+
+class Checkpointer:
+    """Saves and loads a training checkpoint through the atomic `CheckpointStore`.
+
+    Every rank writes its RNG state into the temp folder and takes part in gathering the full weights,
+    EMA and optimizer state (sharded under FSDP/ZeRO); rank 0 writes them and commits. A write error on
+    any rank (disk full, unwritable folder) aborts the save on every rank: earlier checkpoints and
+    `latest` stay as they were, and `training.on_save_error` stops or continues training."""
+
+    def __init__(self, store: CheckpointStore, objects: TrainingObjects, settings: CheckpointSettings) -> None:
+        self.store, self.objects, self.settings = store, objects, settings
+        self._writer: threading.Thread | None = None  # the background write in flight (async_checkpoint)
+        self._writer_result: dict = {}
+
+    def due(self, step: int, last: bool, best: bool, stopped: bool) -> bool:
+        return step % self.settings.interval == 0 or last or best or stopped
+
+    def save(self, step: int, state: TrainerState, best: bool) -> Path | None:
+        """Write checkpoint `step`: the committed folder, None when the save failed and training continues
+        (training.on_save_error=continue), or, with async_checkpoint, None once the write is under way (the
+        folder is committed in the background; `wait()` joins it)."""
+        from atlas.engine import distributed as D
+
+        self.wait()  # at most one save in flight
+        o, store = self.objects, self.store
+        ctx = o.ctx
+        failure = store.guarded_write(step, lambda: store.begin(step)) if ctx.is_main else None
+        D.barrier(ctx)
+        tmp = store.tmp_dir(step)
+
+        def write_rng() -> None:
+            (tmp / "rng").mkdir(exist_ok=True)
+            torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt")
+
+        failure = failure or store.guarded_write(step, write_rng)
+        any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
+        if any_failed:
+            if ctx.is_main:
+                store.abort(step)
+            main_failure = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
+            text = str(failure) if failure is not None else main_failure
+            return self._failed(text or f"could not write checkpoint step {step}: a write failed on another rank "
+                                "(see its log)")
+        contents = self._gather(state)  # collectives: every rank; the full state on rank 0
+        if self.settings.asynchronous:
+            if ctx.is_main:
+                contents = host_copy(contents)
+                self._writer_result = {}
+                self._writer = threading.Thread(target=self._write_in_background, args=(step, best, contents),
+                                                name=f"atlas-checkpoint-{step}", daemon=True)
+                self._writer.start()
+            return None
+        final, failure = self._write_and_commit(step, best, contents) if ctx.is_main else (None, None)
+        text = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
+        return final if text is None else self._failed(text)
+
+    def wait(self) -> Path | None:
+        """Join the background write in flight (if any): its committed folder; a failure is handled as
+        training.on_save_error says, here, on the rank that wrote it."""
+        writer, self._writer = self._writer, None
+        if writer is None:
+            return None
+        writer.join()
+        final, failure = self._writer_result.get("final"), self._writer_result.get("failure")
+        if failure is not None:
+            return self._failed(str(failure))
+        if final is not None:
+            logging.getLogger("atlas").info(f"checkpoint {final} (written in the background)")
+        return final
+
+    def _write_in_background(self, step: int, best: bool, contents: dict) -> None:
+        try:
+            self._write_and_commit(step, best, contents)
+        except Exception as err:  # noqa: BLE001 - reported by wait() on the training thread, never lost
+            self.store.abort(step)
+            self._writer_result = {"final": None, "failure": SaveFailed(
+                f"could not write checkpoint {step_dir_name(step)} in the background: {type(err).__name__}: {err}.")}
+
+    def _gather(self, state: TrainerState) -> dict:
+        o = self.objects
+        return {"weights": o.strategy.gather(o.strategy.local_state(o.policy)),
+                "ema": o.strategy.gather(o.ema.state_dict()) if o.ema is not None else None,
+                "optimizer": o.strategy.optimizer_state(o.policy, o.optimizer),
+                "scaler": o.scaler.state_dict() if o.scaler is not None else None,
+                "trainer_state": asdict(state)}
+
+    def _write_and_commit(self, step: int, best: bool, contents: dict) -> tuple[Path | None, SaveFailed | None]:
+        """Rank 0: the files, then the atomic commit (manifest, fsync, rename, pointers)."""
+        o, store = self.objects, self.store
+        tmp, final = store.tmp_dir(step), None
+
+        def write_main() -> None:
+            nonlocal final
+            o.policy.save_pretrained(tmp, state_dict=contents["weights"])
+            if contents["ema"] is not None:
+                o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"])
+            torch.save(contents["optimizer"], tmp / "optimizer.pt")
+            if contents["scaler"] is not None:
+                torch.save(contents["scaler"], tmp / "scaler.pt")
+            (tmp / SCHEDULER).write_text(json.dumps({**self.settings.schedule, "step": step}))
+            (tmp / TRAINER_STATE).write_text(json.dumps(contents["trainer_state"], indent=2))
+            shutil.copyfile(store.root.parent / "config.yaml", tmp / "config.yaml")  # rendered once at start
+            final = store.commit(step, best=best)
+
+        failure = store.guarded_write(step, write_main)
+        if failure is not None:
+            store.abort(step)
+        self._writer_result = {"final": final, "failure": failure}
+        return final, failure
+
+    def _failed(self, text: str) -> None:
+        if self.settings.on_save_error == "stop":
+            raise SaveFailed(f"{text} Stopping (training.on_save_error=stop); free space, then --resume auto.")
+        logging.getLogger("atlas").error(f"{text} Training continues (training.on_save_error=continue).")
+        return None
+
+    def load(self, path: Path) -> None:
+        """EMA, optimizer, scaler and RNG state (the weights went into the whole policy before the strategy
+        set it up: `full_weights`): full tensors on disk, cut to this rank's layout. Weights come from
+        safetensors, the rest with weights_only=True: an unusable or hostile file is a CheckpointError naming
+        it (resolve_resume has already checked the manifest's sizes and checksums)."""
+        o = self.objects
+        if o.ema is not None and (path / "ema" / WEIGHTS).is_file():
+            full = load_weights(path / "ema" / WEIGHTS, str(o.ctx.device))
+            o.ema.load_state_dict(o.strategy.scatter(full, o.ema.state_dict()))
+        o.strategy.load_optimizer_state(o.policy, o.optimizer, load_torch(path / "optimizer.pt"))
+        if o.scaler is not None and (path / "scaler.pt").is_file():
+            o.scaler.load_state_dict(load_torch(path / "scaler.pt"))
+        rng_file = path / "rng" / f"rank_{o.ctx.rank}.pt"
+        if rng_file.is_file():
+            set_rng_state(load_torch(rng_file))
+        else:  # a different world size: fresh, but deterministic, per-rank streams
+            torch.manual_seed(zlib.crc32(f"{path.name}:{o.ctx.rank}".encode()))
+
+
+def full_weights(checkpoint: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
+    """A checkpoint's full model weights (what a strategy loads before it shards)."""
+    return load_weights(Path(checkpoint) / WEIGHTS, device)
+
+
+def read_schedule(checkpoint: Path) -> dict:
+    """The LR schedule a checkpoint was trained under ({} when it did not record one)."""
+    try:
+        return json.loads((Path(checkpoint) / SCHEDULER).read_text())
+    except (OSError, ValueError):
+        return {}

@@ -138,9 +138,18 @@ def broadcast_object(obj, ctx: DistContext):
     return box[0]
 
 
+def gather_objects(obj, ctx: DistContext) -> list:
+    """Every rank's `obj`, in rank order (a collective; [obj] with one process)."""
+    if not ctx.distributed:
+        return [obj]
+    out = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def wrap_model(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
     """DDP over trainable parameters only; frozen ones never enter the all-reduce. (The other
-    strategies, FSDP2 and DeepSpeed, are set up in atlas/engine/strategy.py.)"""
+    strategies, FSDP2 and DeepSpeed, are set up in atlas/engine/strategies/.)"""
     if not ctx.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel

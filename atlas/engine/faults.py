@@ -1,4 +1,5 @@
-"""Fault injectors (`ATLAS_INJECT_*`) and the per-step loss-term watch, in one place.
+"""Fault injectors (`ATLAS_INJECT_*`): test hooks, in one place (production parts live elsewhere: the step
+clock in clock.py, the non-finite watch in nonfinite.py).
 
 Reliability claims are only worth what their tests prove, and the tests must reach the fault through
 the code that runs in production. So each injector acts inside the real path (a hook on the policy's
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from atlas.engine.clock import StepClock
 from atlas.engine.oom import OOMInjector
 
 log = logging.getLogger("atlas")
@@ -45,12 +47,10 @@ def _ints(spec: str, name: str, count: int) -> list[int]:
 
 
 class FaultInjector(OOMInjector):
-    """The loop's forward-side injectors (OOM, NaN, hang) and the watch that names non-finite loss terms.
+    """The loop's forward-side injectors (OOM, NaN, hang), acting at the step the clock shows."""
 
-    The loop sets `current_step` at the start of every optimizer step (the watchdog reads it too)."""
-
-    def __init__(self, rank: int) -> None:
-        super().__init__(rank)
+    def __init__(self, rank: int, clock: StepClock) -> None:
+        super().__init__(rank, clock)
         self.rank = rank
         nan = os.environ.get("ATLAS_INJECT_NAN_AT_STEP", "")
         first, *count = _ints(nan, "ATLAS_INJECT_NAN_AT_STEP", 2) if nan else [0]
@@ -65,51 +65,30 @@ class FaultInjector(OOMInjector):
             except (ValueError, IndexError):
                 raise ValueError(f"ATLAS_INJECT_HANG_AT_STEP={hang!r}: expected STEP:SECONDS[:val]") from None
             self.hang_in_val = parts[2:] == ["val"]
-        self._flags: dict[str, torch.Tensor] = {}
-        self._flags_step = -1
-        self.scaler_skips = 0  # fp16 grad-scaler overflows, counted apart from real non-finite steps
 
     def attach(self, model: nn.Module) -> None:
         super().attach(model)  # OOM pre-hook
         if self.hang_step:
             model.register_forward_pre_hook(self._hang)
-        model.register_forward_hook(self._forward_done)
+        if self.nan_steps:
+            model.register_forward_hook(self._poison)
 
-    # -- hooks -------------------------------------------------------------------------------------
     def _hang(self, module: nn.Module, args) -> None:
-        if self.current_step == self.hang_step and module.training != self.hang_in_val:
+        if self.clock.step == self.hang_step and module.training != self.hang_in_val:
             self.hang_step = 0  # once
             where = "validation" if self.hang_in_val else "training"
-            log.warning(f"injected hang: sleeping {self.hang_s:g} s in the {where} forward of step {self.current_step} "
+            log.warning(f"injected hang: sleeping {self.hang_s:g} s in the {where} forward of step {self.clock.step} "
                         f"(ATLAS_INJECT_HANG_AT_STEP, rank {self.rank}, pid {os.getpid()})")
             time.sleep(self.hang_s)
 
-    def _forward_done(self, module: nn.Module, args, out):
-        if not module.training or not isinstance(out, dict):
+    def _poison(self, module: nn.Module, args, out):
+        if not module.training or not isinstance(out, dict) or self.clock.step not in self.nan_steps:
             return None
-        if self.current_step in self.nan_steps and self.nan_in_grad:
+        if self.nan_in_grad:
             out["loss_sum"].register_hook(lambda grad: grad * math.inf)
-        elif self.current_step in self.nan_steps:
-            out = {k: (v * math.nan if k != "num_valid" and torch.is_tensor(v) and v.is_floating_point() else v)
-                   for k, v in out.items()}
-        self._watch(out)
-        return out
-
-    def _watch(self, out: dict) -> None:
-        """Remember, without a host sync, which loss terms of this step were ever non-finite."""
-        if self._flags_step != self.current_step:
-            self._flags, self._flags_step = {}, self.current_step
-        for key, value in out.items():
-            if key == "num_valid" or not (torch.is_tensor(value) and value.is_floating_point()):
-                continue
-            bad = ~torch.isfinite(value.detach()).all()
-            self._flags[key] = bad if key not in self._flags else self._flags[key] | bad
-
-    def nonfinite_terms(self) -> list[str]:
-        """Loss terms (keys of the policy's output) that were NaN/inf in this step's micro-batches."""
-        if self._flags_step != self.current_step:
-            return []
-        return [key for key, bad in self._flags.items() if bool(bad)]
+            return None
+        return {k: (v * math.nan if k != "num_valid" and torch.is_tensor(v) and v.is_floating_point() else v)
+                for k, v in out.items()}
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from atlas.planning.hardware import GIB
+from atlas.units import GIB
 
 
 def gpu_memory_peaks(device: torch.device) -> dict[str, float]:
@@ -61,3 +61,31 @@ class MetricLogger:
             self._tb.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def read_metrics(path: Path) -> tuple[list[dict], int]:
+    """metrics.jsonl read back: (records, number of unreadable lines). The one reader (report, benchmarks,
+    tests); a half-written last line is expected while training runs."""
+    if not path.is_file():
+        return [], 0
+    records, skipped = [], 0
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                skipped += 1
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                skipped += 1
+    return records, skipped
+
+
+def metrics_records(run_dir: str | Path) -> list[dict]:
+    """Every readable record of a run folder's metrics.jsonl."""
+    return read_metrics(Path(run_dir) / "metrics.jsonl")[0]

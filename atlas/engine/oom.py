@@ -12,6 +12,7 @@ import os
 import torch
 from torch import nn
 
+from atlas.engine.clock import StepClock
 from atlas.errors import AtlasError
 
 
@@ -35,10 +36,10 @@ def halve(micro: int, accumulation: int, step: int) -> tuple[int, int, str]:
 class OOMInjector:
     """Forward pre-hook that raises one real OutOfMemoryError at the configured step and rank."""
 
-    def __init__(self, rank: int) -> None:
+    def __init__(self, rank: int, clock: StepClock) -> None:
         spec = os.environ.get("ATLAS_INJECT_OOM_AT_STEP", "")
+        self.clock = clock
         self.step: int | None = None
-        self.current_step = 0
         self.fired = False
         if spec:
             step, _, only_rank = spec.partition(":")
@@ -50,6 +51,6 @@ class OOMInjector:
             model.register_forward_pre_hook(self._hook)
 
     def _hook(self, module, args) -> None:
-        if self.step is not None and not self.fired and self.current_step == self.step:
+        if self.step is not None and not self.fired and self.clock.step == self.step:
             self.fired = True
             raise torch.OutOfMemoryError(f"injected out-of-memory at step {self.step} (ATLAS_INJECT_OOM_AT_STEP)")

@@ -42,6 +42,20 @@ def resolve_multipliers(model: nn.Module, multipliers: dict[str, float]) -> tupl
     return resolved, notes
 
 
+def freeze_zero_multipliers(model: nn.Module, multipliers: dict[str, float]) -> dict[str, float]:
+    """Parameters under a prefix with multiplier 0 stop training (requires_grad False); the resolved map.
+    The optimizer's groups and the planner's probe both freeze through this one rule."""
+    resolved, _ = resolve_multipliers(model, multipliers)
+    _freeze(model, resolved)
+    return resolved
+
+
+def _freeze(model: nn.Module, resolved: dict[str, float]) -> None:
+    for name, param in model.named_parameters():
+        if _multiplier_for(name, resolved)[1] == 0.0:
+            param.requires_grad_(False)
+
+
 def _multiplier_for(name: str, resolved: dict[str, float]) -> tuple[str, float]:
     best = ""
     for prefix in resolved:
@@ -64,12 +78,11 @@ def build_param_groups(
     weights stay bitwise unchanged. Parameters the model already froze are listed as frozen.
     """
     resolved, lines = resolve_multipliers(model, multipliers)
+    _freeze(model, resolved)
     groups: dict[tuple[str, bool], dict] = {}
     frozen = 0
     for name, param in model.named_parameters():
         prefix, mult = _multiplier_for(name, resolved)
-        if mult == 0.0:
-            param.requires_grad_(False)
         if not param.requires_grad:
             frozen += param.numel()
             continue
@@ -103,8 +116,8 @@ FUSED_DEVICES = ("cpu", "cuda", "mps", "xpu")
 
 def adamw_kernel(params: list[torch.Tensor], fused: bool = True) -> dict:
     """AdamW's implementation: fused where the device has one, else foreach. torch's default on CPU is a
-    Python loop over tensors: atlas-small's optimizer takes 6.3 ms that way against 2.6 ms fused, its whole
-    step 81 vs 73 ms on 2 cores (benchmarks/optimizer_kernel.py). Sharded strategies ask for foreach
+    Python loop over tensors, several times slower for many small tensors (benchmarks/optimizer_kernel.py,
+    figures in benchmarks/RESULTS.md). Sharded strategies ask for foreach
     (`fused=False`): their parameters are DTensors or ZeRO partitions the fused kernel is not meant for."""
     devices = {p.device.type for p in params}
     if fused and len(devices) == 1 and devices <= set(FUSED_DEVICES) and all(p.dtype.is_floating_point for p in params):

@@ -34,3 +34,33 @@ def apply_learning_rate(optimizer, lr: float) -> None:
     """Set each group's LR to `lr` times its multiplier."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_multiplier", 1.0)
+
+
+SCHEDULE_KEYS = ("lr_scheduler", "learning_rate", "warmup_steps", "max_steps", "min_lr")
+
+
+def schedule_record(peak: float, schedule: str, warmup_steps: int, max_steps: int, min_lr: float) -> dict:
+    """What scheduler.json holds: every input of `learning_rate_at` (the LR is a pure function of the step)."""
+    return {"lr_scheduler": schedule, "learning_rate": peak, "warmup_steps": warmup_steps, "max_steps": max_steps,
+            "min_lr": min_lr, "note": "the LR is a pure function of the step (atlas/engine/schedules.py)"}
+
+
+def _lr_from(record: dict, step: int) -> float:
+    return learning_rate_at(step, record["learning_rate"], record["lr_scheduler"], record["warmup_steps"],
+                            record["max_steps"], record.get("min_lr", 0.0))
+
+
+def schedule_change(old: dict, new: dict, next_step: int) -> str | None:
+    """The warning a resume owes the user when the schedule's settings changed (every remaining step's LR
+    moves with them), with the LR the next step gets under the old and the new settings; None if unchanged.
+    Settings a checkpoint did not record (written by an older Atlas) are not compared."""
+    changed = [k for k in SCHEDULE_KEYS if k in old and old[k] != new[k]]
+    if not changed:
+        return None
+    what = ", ".join(f"{k} {old[k]} -> {new[k]}" for k in changed)
+    try:
+        before = f"{_lr_from({**new, **old}, next_step):.3g}"
+    except (KeyError, ValueError, TypeError):
+        before = "unknown"
+    return (f"resuming with a changed LR schedule ({what}): step {next_step} gets LR {_lr_from(new, next_step):.3g} "
+            f"(it would have been {before} under the checkpoint's settings), and every later step moves too")

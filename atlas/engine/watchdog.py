@@ -3,7 +3,7 @@ every thread (then again every further timeout while still stuck).
 
 A hung collective, a stuck data worker or a dead file system otherwise leaves a silent process that
 burns its allocation; the stack dump says where it waits. The watchdog is a daemon thread that reads
-the step counter the loop already keeps (`FaultInjector.current_step`) through a weak reference, so it
+the loop's step clock (`atlas/engine/clock.py`) through a weak reference, so it
 costs the loop nothing; it also ends by itself once the function that started it is no longer running
 (the loop raised before `stop()`), without keeping that function's objects alive.
 Limit: a C call that holds the GIL forever also stops this thread; `py-spy dump --pid P` still works then.
@@ -29,7 +29,7 @@ def stack_dump() -> str:
 
 
 class Watchdog:
-    def __init__(self, timeout_s: float, clock: object, log: logging.Logger, attr: str = "current_step") -> None:
+    def __init__(self, timeout_s: float, clock: object, log: logging.Logger, attr: str = "step") -> None:
         self.timeout_s = float(timeout_s)
         self._clock = weakref.ref(clock)
         self._attr = attr

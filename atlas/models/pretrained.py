@@ -126,13 +126,13 @@ def _is_rdt_release(path: Path) -> bool:
 
 
 def _choose_weights(folder: Path, weights: str) -> tuple[Path, str]:
-    ema = folder / "ema" / WEIGHTS_NAME
-    if weights == "ema" and ema.is_file():
-        return ema, "ema"
-    raw = folder / WEIGHTS_NAME
-    if not raw.is_file():
-        raise ConfigError(f"model.pretrained: {raw} is missing")
-    return raw, "raw"
+    """EMA or raw, as `atlas eval` picks them (atlas/sim/checkpoint.py), its error re-worded for this key."""
+    from atlas.sim.checkpoint import choose_weights
+
+    try:
+        return choose_weights(folder, weights)
+    except ConfigError as err:
+        raise ConfigError(f"model.pretrained: {str(err).split(': ', 1)[-1]}") from None
 
 
 def _checkpoint_folder(path: Path, checkpoint: str, weights: str) -> PretrainedSource:

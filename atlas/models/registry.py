@@ -31,8 +31,11 @@ def build_policy(
     gradient_checkpointing: bool = False,
     memory_efficient_attention: bool = False,
     device: str | torch.device | None = None,
+    load_weights: bool = True,
 ):
-    """Build the preset's policy. device="meta" builds shapes only (no weights read, no memory) for planning."""
+    """Build the preset's policy. device="meta" builds shapes only (no weights read, no memory) for planning;
+    load_weights=False skips reading pretrained encoder weights (the planner's probe under FakeTensorMode).
+    The one builder: the loop, `atlas eval`, the planner and parameter counting all call it."""
     _import_builtin()
     if cfg.preset not in POLICIES:
         import difflib
@@ -47,15 +50,10 @@ def build_policy(
         kwargs = {
             "gradient_checkpointing": gradient_checkpointing,
             "memory_efficient_attention": memory_efficient_attention,
-            "load_weights": not on_meta,
+            "load_weights": load_weights and not on_meta,
         }
     if on_meta:
         with torch.device("meta"):
             return cls(cfg, meta, normalizer, **kwargs)
     policy = cls(cfg, meta, normalizer, **kwargs)
     return policy.to(device) if device is not None else policy
-
-
-def build_policy_on_meta(cfg: ModelConfig, meta: DatasetMeta):
-    """Shapes-only policy for `atlas plan` (parameter counts, memory estimates) even at 1 B parameters."""
-    return build_policy(cfg, meta, Normalizer({}), device="meta")

@@ -7,7 +7,6 @@ Exit code 1 when any ❌.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from atlas.config.loader import load_config
 from atlas.planning.hardware import GIB
 from atlas.planning.launch import repair_continuations
-from atlas.planning.planner import make_plan
+from atlas.planning.planner import PlanRequest, make_plan
 from atlas.planning.probe import ModelProbe, probe_model
 from atlas.planning.recipes import Recipe, get_recipe, infer_recipe
 from atlas.planning.setup import Setup, setup_from_script
@@ -152,13 +151,23 @@ def check_value(setup: Setup, recipe: Recipe, key: str, tolerance: float | None 
     return Finding(key, _fmt(want), _fmt(have), status, why, why_zh)
 
 
-def check_workers(setup: Setup, cpu_cores: int) -> Finding:
+def check_workers(setup: Setup, cpu_cores: int | None) -> Finding:
+    """Loader workers x processes against the cores of the machine the run is for (`--cpus N`): the machine
+    the doctor runs on is usually not the training machine, so without --cpus the count is not judged."""
     workers = setup.values.get("num_workers") or 0
     total = workers * setup.world_size
+    yours = f"{workers} x {setup.world_size}"
+    if cpu_cores is None:
+        return Finding("num_workers", "<= cores / processes - 1", yours, WARN,
+                       f"{workers} workers x {setup.world_size} processes = {total} (+{setup.world_size} training "
+                       "processes); the core count of the training machine is unknown: pass --cpus N to judge it",
+                       f"{workers} 个 worker × {setup.world_size} 进程 = {total}；训练机器的 CPU 核数未知，"
+                       "请用 --cpus N 指定")
     status = OK if total + setup.world_size <= cpu_cores else WARN
-    why = f"{workers} workers x {setup.world_size} processes = {total} (+{setup.world_size} training processes) vs {cpu_cores} CPU cores on this machine"
-    return Finding("num_workers", "<= cores / processes - 1", f"{workers} x {setup.world_size}", status, why,
-                   f"{workers} 个 worker × {setup.world_size} 进程 = {total}，本机 CPU 核数 {cpu_cores}")
+    why = (f"{workers} workers x {setup.world_size} processes = {total} (+{setup.world_size} training processes) "
+           f"vs {cpu_cores} CPU cores (--cpus)")
+    return Finding("num_workers", "<= cores / processes - 1", yours, status, why,
+                   f"{workers} 个 worker × {setup.world_size} 进程 = {total}，训练机器 CPU 核数 {cpu_cores}")
 
 
 def check_disk(setup: Setup, probe: ModelProbe, path: str = ".") -> Finding:
@@ -204,10 +213,11 @@ def memory_verdicts(setup: Setup, cfg, probe: ModelProbe, sizes: tuple[float, ..
     out = []
     v = setup.values
     for size in sizes:
-        pinned = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe,
-                           micro_batch_size=v["micro_batch_size"], cpu_cores=1, sdpa_default=sdpa_default)
-        free = make_plan(cfg, setup.world_size, size, strategy=v.get("strategy"), probe=probe, cpu_cores=1,
-                         sdpa_default=sdpa_default)
+        common = {"effective_batch_size": setup.effective_batch_size, "mixed_precision": cfg.training.mixed_precision,
+                  "strategy": v.get("strategy"), "probe": probe, "cpu_cores": 1, "sdpa_default": sdpa_default}
+        pinned = make_plan(cfg, setup.world_size, size,
+                           request=PlanRequest(micro_batch_size=v["micro_batch_size"], **common))
+        free = make_plan(cfg, setup.world_size, size, request=PlanRequest(**common))
         used = pinned.memory.total / GIB
         status = FAIL if used > pinned.budget_gb else (WARN if used > TIGHT * pinned.budget_gb else OK)
         out.append(MemoryVerdict(size, v["micro_batch_size"], round(used, 2), round(pinned.budget_gb, 2), status,
@@ -274,14 +284,19 @@ def corrected_command(setup: Setup, micro: int, accumulation: int) -> str:
 
 
 def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: float | None = None,
-               cpu_cores: int | None = None, probe: ModelProbe | None = None) -> Report:
+               cpu_cores: int | None = None, probe: ModelProbe | None = None, model: str | None = None) -> Report:
+    """`model` (a preset, `--model`) names the model a launch script trains when the doctor cannot tell."""
     if recipe_name:
         recipe, reason = get_recipe(recipe_name), "--recipe"
     else:
-        preset = setup.cfg.model.preset if setup.cfg is not None else None
+        preset = setup.cfg.model.preset if setup.cfg is not None else model
         flags = set(setup.launch.training.args) if setup.launch else set()
         recipe, reason = infer_recipe(preset, flags, setup.text)
+    if setup.kind == "script" and model is None and reason.startswith("nothing matched"):
+        return unknown_model_report(setup, reason, cpu_cores)
     cfg = atlas_config_for(setup, recipe)
+    if model is not None and setup.cfg is None:
+        cfg = cfg.model_copy(update={"model": load_config(None, [f"model.preset={model}"]).model})
     probe = probe or probe_model(cfg)
     findings = [check_batch(setup, recipe), *check_schedule(setup, recipe)]
     for key, tol in (("learning_rate", 10.0), ("mixed_precision", None), ("sampling", None), ("state_noise_snr", None),
@@ -289,7 +304,7 @@ def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: floa
         finding = check_value(setup, recipe, key, tol)
         if finding:
             findings.append(finding)
-    findings.append(check_workers(setup, cpu_cores or os.cpu_count() or 1))
+    findings.append(check_workers(setup, cpu_cores))
     findings.append(check_disk(setup, probe))
     findings += check_pretrained(cfg)
     issues = []
@@ -345,3 +360,19 @@ def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: floa
                   arithmetic, findings, verdicts, options, corrected_command(intended, micro, accumulation),
                   setup.unknown_flags, issues, score(findings),
                   parameters={"preset": cfg.model.preset, "total": p.total, "trainable": p.trainable, "frozen": p.frozen})
+
+
+def unknown_model_report(setup: Setup, reason: str, cpu_cores: int | None) -> Report:
+    """A launch script whose model the doctor cannot identify: what can still be judged (the launcher, the
+    batch arithmetic, workers), and no memory verdict for a model the user is not training."""
+    why = ("the doctor cannot tell which model this script trains, so GPU memory is not judged; pass "
+           "--model PRESET (e.g. rdt-1b, atlas-base) or check an Atlas config instead")
+    findings = [Finding("model", "a known model", "unknown", WARN, why,
+                        "无法识别脚本训练的模型，因此不评估显存；请用 --model PRESET 指定，或检查 Atlas 配置"),
+                check_workers(setup, cpu_cores)]
+    v = setup.values
+    arithmetic = (f"effective batch = {v['micro_batch_size']} (per device, {setup.origin.get('micro_batch_size')}) x "
+                  f"{setup.world_size} processes ({setup.world_size_origin}) x {v.get('gradient_accumulation_steps') or 1} "
+                  f"accumulation = {setup.effective_batch_size}")
+    return Report("script", "unknown", "nothing matched: the model is unknown", setup.world_size, setup.world_size_origin, arithmetic, findings, [], [],
+                  "", setup.unknown_flags, [], score(findings), parameters={"preset": "unknown"})

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-GIB = 2**30
-GB = 10**9
+from atlas.units import GB, GIB  # noqa: F401 - re-exported for the planner's callers
 
 # Stated constants (see DESIGN: estimates must say what they assume).
 CUDA_CONTEXT_GIB = 1.0  # CUDA context + cuBLAS/cuDNN workspaces + NCCL buffers per process
 ALLOCATOR_MARGIN = 0.10  # caching-allocator fragmentation and backward transients, fraction of dynamic memory
-# Model-FLOPs utilization for step-time estimates. Measured through the real loop (bf16, data loading included)
-# on an H200 against its 989 TFLOP/s datasheet: atlas-base 0.22 at micro-batch 64, rdt-1b 0.24 at 16
-# (benchmarks/RESULTS.md, CUDA checks); was 0.35 before that measurement.
+# Model-FLOPs utilization for step-time estimates: what the real loop reached on an H200 (bf16, data loading
+# included; benchmarks/RESULTS.md, "CUDA checks").
 DEFAULT_MFU = 0.25
 MEASURED_CPU_MFU_NOTE = "--measure replaces the MFU with the one timed on this device"
 

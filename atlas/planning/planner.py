@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from atlas.config.errors import ConfigError
 from atlas.config.schema import AtlasConfig
@@ -65,12 +65,6 @@ class Plan:
         }
 
 
-def target_effective_batch(cfg: AtlasConfig, gpus: int) -> int:
-    """The effective batch the user asked for: explicit, or data.batch_size × GPUs × accumulation."""
-    t = cfg.training
-    return t.effective_batch_size or cfg.data.batch_size * gpus * (t.gradient_accumulation_steps or 1)
-
-
 def largest_divisor_at_most(n: int, cap: int) -> int:
     return max((d for d in range(1, min(n, cap) + 1) if n % d == 0), default=0)
 
@@ -124,15 +118,39 @@ def pretrained_check(cfg: AtlasConfig) -> tuple[str, str] | None:
     return check_shapes(cfg, build_model(cfg, dataset_meta(cfg), False, False, device="meta"))
 
 
+@dataclass(frozen=True)
+class PlanRequest:
+    """How to plan, beyond the config and the hardware. `effective_batch_size` and `mixed_precision` come
+    from the run plan (atlas/planning/run_plan.py), which owns the batch arithmetic; `micro_batch_size` pins
+    the micro-batch (to judge a user's choice); `sdpa_default` see `default_kernel_is_efficient`."""
+
+    effective_batch_size: int | None = None
+    mixed_precision: str | None = None
+    strategy: str | None = None
+    probe: ModelProbe | None = None
+    cpu_cores: int | None = None
+    mfu: float | None = None
+    micro_batch_size: int | None = None
+    sdpa_default: bool | None = None
+
+
 def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = None, *, gpu: str | None = None,
-              strategy: str | None = None, probe: ModelProbe | None = None, cpu_cores: int | None = None,
-              mfu: float | None = None, micro_batch_size: int | None = None, sdpa_default: bool | None = None) -> Plan:
-    """Plan a run; `micro_batch_size` pins the micro-batch (the doctor uses it to judge a user's choice);
-    `sdpa_default` see `default_kernel_is_efficient`."""
+              request: PlanRequest | None = None) -> Plan:
+    """The largest micro-batch (and the cheapest memory options) that fit the GPU for the run plan's
+    effective batch. Without `request.effective_batch_size` the run plan is resolved here first."""
+    r = request or PlanRequest()
+    if r.effective_batch_size is None or r.mixed_precision is None:
+        from atlas.planning.run_plan import Hardware, resolve_run_plan
+
+        run = resolve_run_plan(cfg, Hardware(world_size=gpus))
+        r = replace(r, effective_batch_size=r.effective_batch_size or run.effective_batch_size,
+                    mixed_precision=r.mixed_precision or run.mixed_precision)
+    strategy, probe, cpu_cores, mfu = r.strategy, r.probe, r.cpu_cores, r.mfu
+    micro_batch_size, sdpa_default = r.micro_batch_size, r.sdpa_default
     spec = find_gpu(gpu) if gpu else gpu_for_memory(gpu_memory_gb or 80)
     if gpu_memory_gb is not None and gpu_memory_gb != spec.memory_gb:
         spec = GPUSpec(f"{spec.name} ({gpu_memory_gb:g} GB)", gpu_memory_gb, spec.bf16_tflops, spec.link, spec.link_gbps)
-    mp = cfg.training.mixed_precision
+    mp = r.mixed_precision
     configured = cfg.training.strategy
     if configured == "deepspeed":
         configured = f"zero{cfg.training.zero_stage}"
@@ -150,7 +168,7 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
         caps[(ckpt, mea)] = max_micro_batch(probe, budget, strat, gpus, mp, ema, ckpt, kernel(mea))
         return caps[(ckpt, mea)]
 
-    target = target_effective_batch(cfg, gpus)
+    target = r.effective_batch_size
     checked = pretrained_check(cfg)
     notes: list[str] = [f"attention kernel: {kernel_note}", *([checked[1]] if checked else [])]
     if target % gpus:
@@ -172,7 +190,7 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
             micro, ckpt, mea = 1, True, True
             notes.append(f"even micro-batch 1 with checkpointing does not fit {spec.memory_gb:g} GB under {strat}; "
                          "shard more (zero3/fsdp), freeze modules or use a larger GPU")
-    batch = plan_batch(cfg.training.model_copy(update={"gradient_accumulation_steps": None}), micro, gpus, target)
+    batch = plan_batch(cfg.training, micro, gpus, effective_batch_size=target)
     memory = breakdown(probe, micro, strat, gpus, mp, ema, ckpt, kernel(mea))
     fits = memory.total <= budget
     cores = cpu_cores or os.cpu_count() or 1

@@ -13,7 +13,6 @@ GPU would run the flash/efficient kernel by default (planner.py).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 import warnings
 from collections.abc import Callable
@@ -28,11 +27,11 @@ from torch.overrides import TorchFunctionMode
 from atlas.config.schema import AtlasConfig
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
+from atlas.engine.optim import freeze_zero_multipliers
+from atlas.models.counting import ParamCounts, count_params
 from atlas.planning.depth import DepthPlan, DepthPoint, at_depth, depth_plan
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-MODULE_ALIASES = {"lang_encoder": "language", "language_encoder": "language", "text_encoder": "language",
-                  "vision_encoder": "vision", "vision_backbone": "vision", "vggt": "vision"}
 
 
 @dataclass
@@ -45,16 +44,6 @@ class ActivationFit:
 
     def predict(self, micro_batch: int) -> float:
         return max(0.0, self.fixed_bytes + self.per_sample_bytes * micro_batch)
-
-
-@dataclass
-class ParamCounts:
-    total: int
-    trainable: int
-    frozen: int
-    trainable_bytes: int  # in the dtype the model holds them
-    frozen_bytes: int
-    by_module: dict[str, dict[str, int]]  # top-level module → {trainable, frozen}
 
 
 @dataclass
@@ -168,77 +157,28 @@ def make_batch(meta: DatasetMeta, cfg: AtlasConfig, batch_size: int) -> dict:
 
 
 def build_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool,
-                device: str | None = None) -> nn.Module:
-    """The registry's policy with the memory options, applying lr_multipliers=0 as freezing.
-
-    device="meta" builds shapes only (no weights read): what parameter counting needs.
-    """
+                device: str | None = None, load_weights: bool = True) -> nn.Module:
+    """The policy the loop would train, with the memory options and lr_multipliers=0 as freezing (the
+    optimizer's own rule). device="meta": shapes only; load_weights=False: no pretrained weights read
+    (inside FakeTensorMode random init is as good as real weights for shapes, and MiniLM costs seconds)."""
     from atlas.models.registry import build_policy
 
-    kwargs = {}
-    accepted = inspect.signature(build_policy).parameters
-    if "gradient_checkpointing" in accepted:
-        kwargs["gradient_checkpointing"] = checkpointing
-    if "memory_efficient_attention" in accepted:
-        kwargs["memory_efficient_attention"] = efficient_attention
-    if device is not None:
-        kwargs["device"] = device
-    model = build_policy(cfg.model, meta, Normalizer({}), **kwargs)
-    apply_freezing(model, cfg.training.lr_multipliers)
+    model = build_policy(cfg.model, meta, Normalizer({}), gradient_checkpointing=checkpointing,
+                         memory_efficient_attention=efficient_attention, device=device, load_weights=load_weights)
+    freeze_zero_multipliers(model, cfg.training.lr_multipliers)
     model.train()
     return model
 
 
 def build_fake_model(cfg: AtlasConfig, meta: DatasetMeta, checkpointing: bool, efficient_attention: bool) -> nn.Module:
-    """Inside FakeTensorMode: like build_model, but without reading pretrained weights from disk
-    (random init is as good as real weights for shapes, and loading MiniLM costs seconds)."""
-    import atlas.models.policy  # noqa: F401 - registers AtlasPolicy's presets
-    from atlas.models.registry import POLICIES
-
-    cls = POLICIES.get(cfg.model.preset)
-    if cls is None or not getattr(cls, "accepts_memory_options", False):
-        return build_model(cfg, meta, checkpointing, efficient_attention)
-    model = cls(cfg.model, meta, Normalizer({}), gradient_checkpointing=checkpointing,
-                memory_efficient_attention=efficient_attention, load_weights=False)
-    apply_freezing(model, cfg.training.lr_multipliers)
-    model.train()
-    return model
-
-
-def apply_freezing(model: nn.Module, multipliers: dict[str, float]) -> None:
-    """Parameters under a prefix with multiplier 0 do not train (same rule as the optimizer groups)."""
-    for key, value in multipliers.items():
-        if value != 0:
-            continue
-        prefix = key
-        names = [n for n, _ in model.named_parameters()]
-        if not any(n == prefix or n.startswith(prefix + ".") for n in names):
-            prefix = MODULE_ALIASES.get(key, key)
-        for name, param in model.named_parameters():
-            if name == prefix or name.startswith(prefix + "."):
-                param.requires_grad_(False)
-
-
-def count_params(model: nn.Module) -> ParamCounts:
-    by_module: dict[str, dict[str, int]] = {}
-    totals = {"trainable": 0, "frozen": 0, "trainable_bytes": 0, "frozen_bytes": 0}
-    for name, p in model.named_parameters():
-        kind = "trainable" if p.requires_grad else "frozen"
-        top = name.split(".")[0]
-        entry = by_module.setdefault(top, {"trainable": 0, "frozen": 0})
-        entry[kind] += p.numel()
-        totals[kind] += p.numel()
-        totals[f"{kind}_bytes"] += p.numel() * p.element_size()
-    return ParamCounts(totals["trainable"] + totals["frozen"], totals["trainable"], totals["frozen"],
-                       totals["trainable_bytes"], totals["frozen_bytes"], by_module)
+    return build_model(cfg, meta, checkpointing, efficient_attention, load_weights=False)
 
 
 class _GpuAutocastFloat32Ops(TorchFunctionMode):
     """CUDA autocast runs normalizations, softmax and losses in float32 (their inputs are cast up, so the
     copy a norm saves for backward is float32); CPU autocast leaves them in bf16. The plan is for a GPU, so
-    the probe casts up as CUDA would. Measured on an H200: without this, rdt-1b's saved activations came
-    out 8.2 GiB (33 %) short at micro-batch 16 (the QK-norm inputs of every attention); atlas-base, whose
-    norms feed linears, was unaffected (benchmarks/saved_tensor_census.py)."""
+    the probe casts up as CUDA would: without this the QK-norm inputs of every attention are counted at half
+    their size (benchmarks/saved_tensor_census.py; figures in benchmarks/RESULTS.md, "CUDA checks")."""
 
     FLOAT32_OPS = {F.layer_norm, F.group_norm, F.softmax, F.log_softmax, torch.softmax, torch.log_softmax,
                    torch.Tensor.softmax, torch.Tensor.log_softmax, F.normalize, F.mse_loss, F.l1_loss,

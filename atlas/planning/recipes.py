@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from atlas.config.errors import ConfigError
 from atlas.config.loader import configs_dir
+from atlas.config.yaml_words import load_yaml
 
 
 @dataclass
@@ -36,7 +35,7 @@ def recipes_dir() -> Path:
 def load_recipes() -> dict[str, Recipe]:
     out = {}
     for path in sorted(recipes_dir().glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
         out[data["name"]] = Recipe(data["name"], data.get("description", ""), data.get("match", {}),
                                    list(data.get("atlas", [])), data.get("parameters", {}),
                                    (data.get("attention_dispatch") or {}).get("value"))

@@ -7,6 +7,7 @@ import json
 from atlas.planning.doctor import ICON, Report
 from atlas.planning.hardware import ALLOCATOR_MARGIN, CUDA_CONTEXT_GIB
 from atlas.planning.planner import Plan
+from atlas.planning.run_plan import RunPlan
 
 WORDS = {
     "en": {"parameter": "parameter", "recipe": "recipe", "yours": "yours", "status": "status", "why": "why",
@@ -64,9 +65,25 @@ def render_report(report: Report, fmt: str = "table", lang: str = "en") -> str:
     return "\n".join(line for line in out if line is not None)
 
 
-def render_plan(plan: Plan, fmt: str = "table") -> str:
+RUN_FIELDS = ("micro_batch_size", "gradient_accumulation_steps", "world_size", "effective_batch_size",
+              "learning_rate", "base_learning_rate", "lr_scaling", "base_batch_size", "min_lr", "mixed_precision",
+              "gradient_checkpointing", "memory_efficient_attention", "profile")
+
+
+def plan_dict(run: RunPlan, plan: Plan) -> dict:
+    """`atlas plan --format json`: the run's own numbers at the top (as `atlas train` would run it), the
+    planner's memory and timing for that run, and what the planner would change under `suggested`."""
+    d = plan.to_dict()
+    d.update({k: v for k, v in run.to_dict().items() if k in RUN_FIELDS})
+    d["suggested"] = (run.memory_plan or {}).get("suggested")
+    d["warnings"] = list(run.warnings)
+    d["notes"] = list(run.notes) + d["notes"]
+    return d
+
+
+def render_plan(run: RunPlan, plan: Plan, fmt: str = "table") -> str:
     if fmt == "json":
-        return json.dumps(plan.to_dict(), indent=2)
+        return json.dumps(plan_dict(run, plan), indent=2)
     d = plan.to_dict()
     p = d["parameters"]
     m = d["memory"]
@@ -75,10 +92,11 @@ def render_plan(plan: Plan, fmt: str = "table") -> str:
         f"(max_memory_usage), strategy {plan.strategy}",
         f"parameters: total {p['total']:,}  trainable {p['trainable']:,}  frozen {p['frozen']:,}",
         "  " + ", ".join(f"{k}: {v['trainable']:,}+{v['frozen']:,} frozen" for k, v in p["by_module"].items()),
-        f"plan: micro-batch {plan.micro_batch_size} x {plan.gpus} GPU(s) x accumulation "
-        f"{plan.gradient_accumulation_steps} = effective {plan.effective_batch_size}; learning rate "
-        f"{plan.learning_rate:g} (base {plan.base_learning_rate:g}); gradient_checkpointing {plan.gradient_checkpointing}, "
-        f"memory_efficient_attention {plan.memory_efficient_attention}",
+        f"run: micro-batch {run.micro_batch_size} x {run.world_size} GPU(s) x accumulation "
+        f"{run.gradient_accumulation_steps} = effective {run.effective_batch_size}; learning rate "
+        f"{run.learning_rate:g} (base {run.base_learning_rate:g}); {run.mixed_precision}; gradient_checkpointing "
+        f"{run.gradient_checkpointing}, memory_efficient_attention {run.memory_efficient_attention}",
+        _suggested_line(run),
         f"largest micro-batch by option: {d['max_micro_batch']}",
         "memory per GPU (GiB): " + ", ".join(f"{k} {v}" for k, v in m.items() if k != "unit") + ("" if plan.fits else "  DOES NOT FIT"),
         f"  constants: CUDA context {CUDA_CONTEXT_GIB:g} GiB, allocator margin {ALLOCATOR_MARGIN:.0%} of dynamic memory",
@@ -91,6 +109,21 @@ def render_plan(plan: Plan, fmt: str = "table") -> str:
                [[str(r.gpus), f"{r.micro_batch_size} x {r.gradient_accumulation_steps}", f"{r.step_s:.3g}",
                  f"{r.allreduce_s:.3g}", f"{r.speedup:.2f}x", f"{r.total_hours:.3g}"] for r in plan.timing], False),
     ]
-    lines += [f"note: {n}" for n in plan.notes]
+    lines += [f"warning: {w}" for w in run.warnings]
+    lines += [f"note: {n}" for n in (*run.notes, *plan.notes)]
     lines.append(f"(probe {d['probe_seconds']} s on fake tensors)")
     return "\n".join(lines)
+
+
+def _suggested_line(run: RunPlan) -> str:
+    s = (run.memory_plan or {}).get("suggested")
+    if not s:
+        return "suggested: -"
+    same = (s["micro_batch_size"], s["gradient_checkpointing"], s["memory_efficient_attention"]) == (
+        run.micro_batch_size, run.gradient_checkpointing, run.memory_efficient_attention)
+    if same:
+        return "suggested: keep it (the planner would choose the same)"
+    return (f"suggested: micro-batch {s['micro_batch_size']} x accumulation {s['gradient_accumulation_steps']}, "
+            f"gradient_checkpointing {s['gradient_checkpointing']}, memory_efficient_attention "
+            f"{s['memory_efficient_attention']} ({'fits' if s['fits'] else 'does not fit'}; "
+            "memory_optimization.auto_micro_batch=true applies it)")

@@ -13,6 +13,7 @@ from typing import Any
 from atlas.config.loader import load_config
 from atlas.config.schema import AtlasConfig
 from atlas.planning.launch import LaunchScript, parse_launch_script
+from atlas.planning.run_plan import Hardware, resolve_run_plan
 
 # RDT main.py flag → (Atlas word, type)
 RDT_FLAGS: dict[str, tuple[str, type]] = {
@@ -134,15 +135,12 @@ def setup_from_yaml(path: str | Path, gpus: int | None = None) -> Setup:
     cfg = load_config(path)
     t, d = cfg.training, cfg.data
     world = gpus or 1
-    micro = d.batch_size
-    accumulation = t.gradient_accumulation_steps
-    if t.effective_batch_size and not accumulation and t.effective_batch_size % (micro * world) == 0:
-        accumulation = t.effective_batch_size // (micro * world)
+    run = resolve_run_plan(cfg, Hardware(world_size=world))  # the batch `atlas train` would run (or its error)
     values = {
-        "micro_batch_size": micro, "gradient_accumulation_steps": accumulation or 1,
+        "micro_batch_size": run.micro_batch_size, "gradient_accumulation_steps": run.gradient_accumulation_steps,
         "learning_rate": t.learning_rate, "lr_scheduler": t.lr_scheduler, "warmup_steps": t.warmup_steps,
         "max_steps": t.max_steps, "checkpoint_interval": t.checkpoint_interval,
-        "checkpoints_total_limit": t.checkpoints_total_limit, "mixed_precision": t.mixed_precision,
+        "checkpoints_total_limit": t.checkpoints_total_limit, "mixed_precision": run.mixed_precision,
         "num_workers": cfg.data_loading.num_workers, "sampling": d.sampling, "strategy": t.strategy,
         "gradient_checkpointing": cfg.memory_optimization.gradient_checkpointing,
         "state_noise_snr": getattr(d, "state_noise_snr", None),

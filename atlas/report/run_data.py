@@ -11,6 +11,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from atlas.engine.checkpoint import read_pointer
+from atlas.engine.metrics import read_metrics
+
 
 @dataclass
 class BestCheckpoint:
@@ -54,28 +57,6 @@ class RunData:
         return max((int(r["step"]) for r in self.metrics if isinstance(r.get("step"), int)), default=0)
 
 
-def read_metrics(path: Path) -> tuple[list[dict], int]:
-    """(records, number of unreadable lines); a half-written last line is expected while training runs."""
-    if not path.is_file():
-        return [], 0
-    records, skipped = [], 0
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                skipped += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                skipped += 1
-    return records, skipped
-
-
 def _step_of(checkpoint: Path) -> int | None:
     state = checkpoint / "trainer_state.json"
     if state.is_file():
@@ -87,21 +68,9 @@ def _step_of(checkpoint: Path) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _pointer(checkpoints: Path, name: str) -> Path | None:
-    """Resolve checkpoints/<name> (a symlink, or a text file holding the folder name on file systems without links)."""
-    link = checkpoints / name
-    if link.is_symlink() or link.is_dir():
-        target = link.resolve()
-        return target if target.is_dir() else None
-    if link.is_file():
-        target = checkpoints / link.read_text().strip()
-        return target if target.is_dir() else None
-    return None
-
-
 def find_best(run_dir: Path, metrics: list[dict]) -> BestCheckpoint | None:
     """The checkpoint `best` points at, with the val_loss logged at its step."""
-    path = _pointer(run_dir / "checkpoints", "best")
+    path = read_pointer(run_dir / "checkpoints", "best")
     if path is None:
         return None
     step = _step_of(path)
@@ -144,6 +113,6 @@ def load_run(run_dir: str | Path) -> RunData:
         plan=plan,
         config_text=config.read_text() if config.is_file() else "",
         best=find_best(run_dir, metrics),
-        latest=_pointer(run_dir / "checkpoints", "latest"),
+        latest=read_pointer(run_dir / "checkpoints", "latest"),
         evals=read_evals(run_dir),
     )

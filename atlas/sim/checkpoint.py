@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from atlas.config.errors import ConfigError
-
-WEIGHTS = "model.safetensors"
+from atlas.config.yaml_words import load_yaml
+from atlas.engine.checkpoint import read_pointer
+from atlas.models.base import WEIGHTS_NAME as WEIGHTS
 
 
 @dataclass
@@ -27,9 +28,9 @@ def resolve_checkpoint(path: str | Path) -> Path:
         return path.resolve()
     for base in (path / "checkpoints", path):
         for name in ("best", "latest"):
-            candidate = base / name
-            if (candidate / "config.json").is_file():
-                return candidate.resolve()
+            candidate = read_pointer(base, name)
+            if candidate is not None and (candidate / "config.json").is_file():
+                return candidate
     if not path.exists():
         raise ConfigError(f"--checkpoint: {path} does not exist")
     raise ConfigError(
@@ -51,11 +52,10 @@ def choose_weights(directory: Path, which: str = "ema") -> tuple[Path, str]:
 
 def load_run_config(directory: Path) -> dict:
     """The resolved run config saved with the checkpoint (or in its run folder); {} when absent."""
-    import yaml
 
     for candidate in (directory / "config.yaml", directory.parent.parent / "config.yaml"):
         if candidate.is_file():
-            return yaml.safe_load(candidate.read_text()) or {}
+            return load_yaml(candidate.read_text()) or {}
     return {}
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from data_h5files import write_aloha, write_robomimic
 
 from atlas.config import load_config
+from atlas.engine.metrics import metrics_records
 from atlas.train import train
 
 
@@ -37,7 +36,7 @@ def test_five_training_steps(tmp_path, layout):
     ]
     cfg = load_config(None, overrides)
     train(cfg, tmp_path / "run")
-    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    lines = metrics_records(tmp_path / "run")
     steps = [line["step"] for line in lines if "loss" in line]
     assert steps and max(steps) == 5
     assert all(line["loss"] == line["loss"] for line in lines if "loss" in line)  # finite, not NaN

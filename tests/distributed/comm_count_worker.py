@@ -1,10 +1,11 @@
-"""Run under torchrun: count DDP gradient all-reduces per optimizer step in the loop's own `_accumulate`."""
+"""Run under torchrun: count DDP gradient all-reduces per optimizer step in the loop's own `accumulate`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import sys
+from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -14,9 +15,9 @@ from atlas.data.collate import collate_samples
 from atlas.data.registry import build_data
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 from atlas.engine import distributed as D
-from atlas.engine.strategy import Strategy
+from atlas.engine.strategies import Strategy
+from atlas.loop.step import accumulate
 from atlas.models.registry import build_policy
-from atlas.train import _accumulate
 
 torch.set_num_threads(1)
 ctx = D.init_distributed()
@@ -36,12 +37,13 @@ for accumulation in (1, 4):
 
     model.register_comm_hook(calls, counting_hook)
     sampler = EffectiveBatchSampler(SampleStream(len(data.train), 0), 2, accumulation, ctx.world_size, ctx.rank)
-    window = {"loss_sum": torch.zeros(()), "valid": torch.zeros(())}
+    # the parts of a run `accumulate` reads, around this hand-built DDP model
+    parts = SimpleNamespace(ctx=ctx, strategy=Strategy(ctx), model=model, autocast=contextlib.nullcontext,
+                            data=data, objects=SimpleNamespace(scaler=None), cfg=cfg)
     steps = 3
     for step in range(steps):
         micro_batches = [collate_samples([data.train[i] for i in mb]) for mb in sampler.step_indices(step * 4 * accumulation)]
-        _accumulate(model, micro_batches, data.transform, contextlib.nullcontext, None, ctx, window,
-                    catch_oom=False, manual_sync=False, stop_requested=False, strategy=Strategy(ctx))
+        accumulate(parts, micro_batches, stop_requested=False)
         model.zero_grad()
     counts[accumulation] = calls[0] / steps
 if ctx.is_main:

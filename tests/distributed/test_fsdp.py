@@ -24,7 +24,7 @@ from train_helpers import TINY, assert_close, final_weights, read_metrics, torch
 from atlas.config import load_config
 from atlas.config.errors import ConfigError
 from atlas.engine.distributed import DistContext
-from atlas.engine.strategy import Strategy, build_strategy
+from atlas.engine.strategies import Strategy, StrategySettings, build_strategy
 
 pytestmark = [pytest.mark.slow]
 
@@ -196,14 +196,17 @@ def test_deepspeed_zero3_resumes_on_two_ranks_and_on_one(zero3_run, tmp_path):
 def _strategy(overrides: list[str], world_size: int) -> Strategy:
     cfg = load_config(None, TINY + overrides)
     ctx = DistContext(0, 0, world_size, torch.device("cpu"), "gloo" if world_size > 1 else None)
-    return build_strategy(cfg.training, cfg.memory_optimization, ctx, 4, 2, logging.getLogger("test_fsdp"))
+    settings = StrategySettings(cfg.training.mixed_precision, 4, 2, cfg.memory_optimization.dynamic_batch_size)
+    return build_strategy(cfg.training, settings, ctx, logging.getLogger("test_fsdp"))
 
 
 @pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
 def test_dynamic_batch_size_is_refused_with_a_sharded_strategy(strategy):
     with pytest.raises(ConfigError, match=r"dynamic_batch_size.*never completes.*training.strategy=ddp"):
         _strategy([f"training.strategy={strategy}", "memory_optimization.dynamic_batch_size=true"], 2)
-    assert type(_strategy(["training.strategy=ddp", "memory_optimization.dynamic_batch_size=true"], 2)) is Strategy
+    # DDP with dynamic batch sizing is accepted: its manual-sync variant (one flat all-reduce per step)
+    ddp = _strategy(["training.strategy=ddp", "memory_optimization.dynamic_batch_size=true"], 2)
+    assert isinstance(ddp, Strategy) and ddp.name == "ddp" and "flat gradient all-reduce" in ddp.label
 
 
 def test_one_process_trains_unsharded_and_says_so(tmp_path, caplog):

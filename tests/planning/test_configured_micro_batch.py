@@ -7,26 +7,23 @@ from __future__ import annotations
 import logging
 
 import pytest
-import torch
 
 from atlas.config import load_config
-from atlas.engine.distributed import DistContext
-from atlas.planning.planner import make_plan
-from atlas.train import _judge_configured_micro_batch
+from atlas.planning.run_plan import Hardware, resolve_run_plan
 
 BASE = ["data.format=synthetic", "model.preset=atlas-base", "model.language.name=task_embedding", "data.image_size=224",
         "data.num_cameras=2", "data.state_dim=14", "data.action_dim=14", "training.mixed_precision=bf16",
         "data.batch_size=64"]
-CTX = DistContext(0, 0, 1, torch.device("cpu"), None)
 
 
 def _judge(overrides: list[str], gib: float, caplog) -> dict:
+    """The run plan `atlas train` resolves on a GPU of `gib` GiB; its warnings logged as the loop logs them."""
     cfg = load_config(None, BASE + overrides)
-    plan = make_plan(cfg, gpus=1, gpu_memory_gb=gib)
-    record: dict = {}
+    run = resolve_run_plan(cfg, Hardware(world_size=1, gpu_memory_gb=gib))
     with caplog.at_level(logging.WARNING, logger="atlas-test"):
-        _judge_configured_micro_batch(cfg, CTX, gib, plan, record, logging.getLogger("atlas-test"))
-    return {"plan": plan, "record": record, "text": caplog.text}
+        for line in run.warnings:
+            logging.getLogger("atlas-test").warning(line)
+    return {"plan": run.planner["suggested"], "record": run.memory_plan, "text": caplog.text}
 
 
 @pytest.mark.timeout(120)

@@ -13,7 +13,7 @@ from atlas.models.base import Policy, masked_loss
 from atlas.models.registry import POLICIES
 from atlas.planning.hardware import GIB
 from atlas.planning.memory import breakdown, max_micro_batch, state_bytes
-from atlas.planning.planner import make_plan
+from atlas.planning.planner import PlanRequest, make_plan
 from atlas.planning.probe import build_model, dataset_meta, make_batch, probe_model, saved_tensor_bytes
 
 
@@ -98,27 +98,35 @@ def test_more_memory_never_gives_a_smaller_micro_batch(probe, a, b):
     assert small <= large
 
 
+
+def planned(cfg, gpus: int, memory: float, **request):
+    """The planner's choice for the config's own effective batch (what `atlas plan` shows under `suggested`)."""
+    effective = cfg.training.effective_batch_size
+    return make_plan(cfg, gpus, memory, request=PlanRequest(effective_batch_size=effective,
+                                                            mixed_precision=cfg.training.mixed_precision, **request))
+
+
 @settings(max_examples=15, deadline=None)
 @given(gpus=st.sampled_from([1, 2, 4, 8]), mem=st.sampled_from([1.1, 1.2, 1.5, 24.0]))
 def test_plan_product_equals_effective_batch(cfg, probe, gpus, mem):
-    plan = make_plan(cfg, gpus, mem, probe=probe, cpu_cores=16)
+    plan = planned(cfg, gpus, mem, probe=probe, cpu_cores=16)
     assert plan.micro_batch_size * plan.gradient_accumulation_steps * gpus == plan.effective_batch_size == 64
 
 
 def test_plan_monotonic_in_gpu_memory(cfg, probe):
-    micro = [make_plan(cfg, 1, m, probe=probe).micro_batch_size for m in (1.05, 1.1, 1.2, 1.5, 2.0, 24.0)]
+    micro = [planned(cfg, 1, m, probe=probe).micro_batch_size for m in (1.05, 1.1, 1.2, 1.5, 2.0, 24.0)]
     assert micro == sorted(micro)
 
 
 def test_unreachable_effective_batch_says_what_is_reachable(probe):
     cfg = load_config(None, ["model.preset=test-transformer", "training.effective_batch_size=100"])
     with pytest.raises(ConfigError, match="reachable"):
-        make_plan(cfg, 8, 24, probe=probe)
+        planned(cfg, 8, 24, probe=probe)
 
 
 def test_workers_capped_by_cores(cfg, probe):
     c = load_config(None, ["model.preset=test-transformer", "data_loading.num_workers=8", "training.effective_batch_size=64"])
-    plan = make_plan(c, 8, 24, probe=probe, cpu_cores=16)
+    plan = planned(c, 8, 24, probe=probe, cpu_cores=16)
     assert plan.workers_per_process == 1 and any("CPU cores" in n for n in plan.notes)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from atlas.config.loader import load_config
-from atlas.planning.planner import default_kernel_is_efficient, make_plan
+from atlas.planning.planner import PlanRequest, default_kernel_is_efficient, make_plan
 from atlas.planning.probe import probe_model
 from atlas.planning.recipes import get_recipe
 
@@ -45,7 +45,7 @@ def test_kernel_rule_follows_precision_and_pinning():
     assert default_kernel_is_efficient(probe, "bf16")[0] is True
     assert default_kernel_is_efficient(probe, "bf16", sdpa_default=True)[0] is True
     assert default_kernel_is_efficient(probe, "no", sdpa_default=True)[0] is False
-    plan = make_plan(cfg, 1, 24, probe=probe, sdpa_default=True)
+    plan = make_plan(cfg, 1, 24, request=PlanRequest(probe=probe, sdpa_default=True))
     assert plan.notes[0].startswith("attention kernel: memory_efficient_attention=false lets SDPA choose")
     efficient, math = probe.activation(False, True), probe.activation(False, False)
     assert plan.memory.activations == pytest.approx(efficient.predict(plan.micro_batch_size))

@@ -28,7 +28,8 @@ def _task(cfg: LanguageConfig, meta: DatasetMeta, load_weights: bool) -> nn.Modu
 def _minilm(cfg: LanguageConfig, meta: DatasetMeta, load_weights: bool) -> nn.Module:
     from atlas.models.language.text import TextEncoder, minilm_path
 
-    return TextEncoder(minilm_path(), cfg.freeze, cfg.max_length, normalize=True, load_weights=load_weights)
+    path = minilm_path(required=load_weights)  # shapes only (planning): no package needed
+    return TextEncoder(path, cfg.freeze, cfg.max_length, normalize=True, load_weights=load_weights)
 
 
 @register_encoder("hf")

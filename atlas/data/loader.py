@@ -1,6 +1,9 @@
-"""Micro-batches of each optimizer step, read through a DataLoader in the stream order of the sampler."""
+"""The training data loader: this rank's micro-batches of each optimizer step, read through a DataLoader in
+the stream order of the sampler (atlas/data/sampler.py)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
@@ -10,29 +13,29 @@ from atlas.data.config import DataLoadingConfig
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 
 
+@dataclass(frozen=True)
+class BatchSplit:
+    """How one optimizer step's samples are cut: per micro-batch, per rank, over the world."""
+
+    micro_batch_size: int
+    accumulation: int
+    world_size: int
+    rank: int
+
+
 class StepBatches:
     """`next_step()` returns this rank's micro-batches of the next optimizer step (collated, on CPU)."""
 
-    def __init__(
-        self,
-        dataset,
-        stream: SampleStream,
-        micro_batch_size: int,
-        accumulation: int,
-        world_size: int,
-        rank: int,
-        start_position: int,
-        loading: DataLoadingConfig,
-        pin_memory: bool,
-    ) -> None:
+    def __init__(self, dataset, stream: SampleStream, split: BatchSplit, start_position: int,
+                 loading: DataLoadingConfig, pin_memory: bool) -> None:
         self.dataset = dataset
         self.stream = stream
-        self.world_size = world_size
-        self.rank = rank
+        self.world_size = split.world_size
+        self.rank = split.rank
         self.loading = loading
         self.pin_memory = pin_memory
         self._loader_iter = None
-        self.reset(micro_batch_size, accumulation, start_position)
+        self.reset(split.micro_batch_size, split.accumulation, start_position)
 
     def reset(self, micro_batch_size: int, accumulation: int, position: int) -> None:
         """(Re)start reading at stream `position` with a new split (after resume or OOM back-off)."""

@@ -1,0 +1,85 @@
+"""Non-finite losses, gradients and weights: watched without host syncs, skipped, and named.
+
+`NonFiniteWatch` is a forward hook that remembers which loss terms of this step's micro-batches were
+NaN/inf (device flags, read only when a step turns out non-finite). `NonFiniteGuard` drops such a step:
+it names the terms (agreed across ranks), counts fp16 grad-scaler overflows apart (the scaler's own
+skip, not an error), and stops with the last good checkpoint after `training.max_nonfinite_steps` in a row.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from atlas.engine import distributed as D
+from atlas.engine.clock import StepClock
+from atlas.errors import AtlasError
+
+
+class NonFiniteError(AtlasError, RuntimeError):
+    pass
+
+
+class NonFiniteWatch:
+    def __init__(self, clock: StepClock) -> None:
+        self.clock = clock
+        self._flags: dict[str, torch.Tensor] = {}
+        self._flags_step = -1
+
+    def attach(self, model: nn.Module) -> None:
+        """Register after any hook that rewrites the output (test injectors), so the watch sees what the loss sees."""
+        model.register_forward_hook(self._forward_done)
+
+    def _forward_done(self, module: nn.Module, args, out) -> None:
+        if not module.training or not isinstance(out, dict):
+            return
+        if self._flags_step != self.clock.step:
+            self._flags, self._flags_step = {}, self.clock.step
+        for key, value in out.items():
+            if key == "num_valid" or not (torch.is_tensor(value) and value.is_floating_point()):
+                continue
+            bad = ~torch.isfinite(value.detach()).all()
+            self._flags[key] = bad if key not in self._flags else self._flags[key] | bad
+
+    def nonfinite_terms(self) -> list[str]:
+        """Loss terms (keys of the policy's output) that were NaN/inf in this step's micro-batches."""
+        if self._flags_step != self.clock.step:
+            return []
+        return [key for key, bad in self._flags.items() if bool(bad)]
+
+
+class NonFiniteGuard:
+    """What happens to a step whose loss or gradients are not finite (the update was not applied)."""
+
+    def __init__(self, watch: NonFiniteWatch, limit: int, ctx: D.DistContext, log: logging.Logger) -> None:
+        self.watch, self.limit, self.ctx, self.log = watch, limit, ctx, log
+        self.scaler_skips = 0  # fp16 grad-scaler overflows, counted apart from real non-finite steps
+
+    def skip(self, step: int, state, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None,
+             last_good: str | None) -> None:
+        """Drop the step's gradients; raise NonFiniteError after `limit` real non-finite steps in a row
+        (counted in `state.nonfinite_in_a_row`, the trainer state a checkpoint carries across a resume)."""
+        bad_terms = self.watch.nonfinite_terms()
+        bad_loss = D.all_reduce_sum(torch.tensor([float(bool(bad_terms))], device=self.ctx.device), self.ctx).item() > 0
+        scale = scaler.get_scale() if scaler is not None else None
+        if scaler is not None:
+            scaler.update()  # lowers the scale after inf/NaN; clears this step's unscale_ record
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None and not bad_loss:  # finite losses, overflowing fp16 gradients: the scaler's own skip
+            self.scaler_skips += 1
+            self.log.info(f"fp16 grad scaler: gradients overflowed at step {step}, update skipped, scale "
+                          f"{scale:g}->{scaler.get_scale():g} ({self.scaler_skips} scaler skips so far)")
+            return
+        state.nonfinite_in_a_row += 1
+        what = f"loss terms: {', '.join(bad_terms)}" if bad_terms else (
+            "loss terms: on another rank" if bad_loss else "gradients; every loss term finite")
+        self.log.warning(f"non-finite loss/gradients at step {step} ({what}); update skipped "
+                         f"({state.nonfinite_in_a_row} in a row, limit training.max_nonfinite_steps={self.limit})")
+        if state.nonfinite_in_a_row >= self.limit:
+            message = (f"{state.nonfinite_in_a_row} non-finite steps in a row (last: step {step}, {what}); "
+                       f"stopping. Last good checkpoint: {last_good or 'none written yet'} (weights there "
+                       "are from before the non-finite steps); lower the learning rate or check the data")
+            self.log.error(message)
+            raise NonFiniteError(message)

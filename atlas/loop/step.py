@@ -1,0 +1,114 @@
+"""One optimizer step: read its micro-batches, forward/backward each (backing off on out-of-memory without
+changing the effective batch), then clip, update and follow with the EMA, or skip a non-finite step.
+
+Each micro-batch contributes loss_sum x world_size / (valid elements of the effective batch): DDP, FSDP and
+ZeRO all average gradients over ranks, so the sum over ranks and micro-batches is the large-batch mean,
+however the step is split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from atlas.data.loader import resplit, valid_elements
+from atlas.engine import distributed as D
+from atlas.engine.checkpoint import TrainerState
+from atlas.engine.compile import graphs_compiled
+from atlas.engine.oom import halve
+from atlas.engine.schedules import apply_learning_rate, learning_rate_at
+from atlas.loop.parts import RunParts
+
+
+@dataclass
+class StepResult:
+    lr: float
+    loss_sum: torch.Tensor  # summed over this rank's micro-batches; zero for a non-finite step
+    valid: torch.Tensor  # valid action elements per rank (this step's share of the loss's denominator)
+    grad_norm: torch.Tensor  # zero for a non-finite step
+    stop: bool  # some rank was asked to stop (agreed on the step's all-reduce)
+    seconds: float = 0.0  # wall time of the step
+    compiled_graphs: int = 0  # graphs torch.compile built during this step (its time is compile time)
+
+
+def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool) -> tuple[bool, bool, torch.Tensor,
+                                                                                          torch.Tensor]:
+    """Forward/backward every micro-batch; (any rank out of memory, any rank asked to stop, loss sum, valid).
+
+    The stop flag rides on the all-reduce of the valid-element count, so ranks agree at no extra cost."""
+    ctx, strategy = parts.ctx, parts.strategy
+    counts = torch.tensor([float(sum(valid_elements(mb) for mb in micro_batches)), float(stop_requested)],
+                          device=ctx.device)
+    counts = D.all_reduce_sum(counts, ctx)
+    total_valid, stop_any = counts[:1].clamp_min(1.0), bool(counts[1].item() > 0)
+    scale = ctx.world_size / total_valid
+    catch_oom = parts.cfg.memory_optimization.dynamic_batch_size
+    oom = False
+    step_loss = torch.zeros((), device=ctx.device)
+    for i, micro_batch in enumerate(micro_batches):
+        try:
+            with strategy.sync(parts.model, enabled=i == len(micro_batches) - 1), parts.autocast():
+                out = parts.model(parts.data.transform(micro_batch, ctx.device, train=True))
+                loss = out["loss_sum"].float() * scale
+            strategy.backward(parts.model, loss, parts.objects.scaler)
+            step_loss += out["loss_sum"].detach().float()
+        except torch.OutOfMemoryError:
+            if not catch_oom:
+                raise
+            oom = True
+            break
+    if catch_oom:
+        oom = bool(D.all_reduce_sum(torch.tensor([float(oom)], device=ctx.device), ctx).item() > 0)
+    return oom, stop_any, step_loss, total_valid.squeeze() / ctx.world_size
+
+
+def _forward_backward(parts: RunParts, state: TrainerState, step: int, micro_batches: list[dict],
+                      stop_requested: bool) -> tuple[bool, torch.Tensor, torch.Tensor]:
+    """All micro-batches of the step; after an out-of-memory error the same samples again in halves."""
+    while True:
+        oom, stop, loss_sum, valid = accumulate(parts, micro_batches, stop_requested)
+        if not oom:
+            return stop, loss_sum, valid
+        parts.optimizer.zero_grad(set_to_none=True)
+        batches = parts.batches
+        new_micro, new_acc, message = halve(batches.micro, batches.accumulation, step)
+        parts.log.warning(message)
+        if parts.ctx.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if parts.cfg.training.compile:
+            parts.log.info(f"torch.compile: the compiled blocks recompile for micro-batch {new_micro} (expected "
+                           "after a back-off; later steps reuse it)")
+        micro_batches = resplit(micro_batches, new_micro)
+        batches.reset(new_micro, new_acc, batches.position)
+        state.micro_batch_size, state.gradient_accumulation_steps = new_micro, new_acc
+
+
+def run_step(parts: RunParts, state: TrainerState, step: int, stop_requested: bool) -> StepResult:
+    tc, timers = parts.cfg.training, parts.timers
+    parts.clock.advance(step)
+    start, graphs = time.perf_counter(), graphs_compiled() if tc.compile else 0
+    with timers.phase("data_wait"):
+        micro_batches = parts.batches.next_step()
+    lr = learning_rate_at(step, parts.plan.learning_rate, tc.lr_scheduler, tc.warmup_steps, tc.max_steps, tc.min_lr)
+    apply_learning_rate(parts.optimizer, lr)
+    with timers.phase("forward_backward"):
+        stop, loss_sum, valid = _forward_backward(parts, state, step, micro_batches, stop_requested)
+    o = parts.objects
+    with timers.phase("optimizer"):
+        grad_norm, finite = parts.strategy.step(parts.trainable, o.optimizer, o.scaler, tc.max_grad_norm)
+        if finite:
+            state.nonfinite_in_a_row = 0
+            if o.ema is not None:
+                o.ema.update(parts.policy, step)
+        else:
+            latest = parts.checkpointer.store.pointer("latest")
+            parts.guard.skip(step, state, o.optimizer, o.scaler, str(latest) if latest else None)
+    state.step, state.samples_seen = step, parts.batches.position
+    # a non-finite step stays out of the logged loss, so metrics.jsonl never holds NaN
+    ok = torch.isfinite(loss_sum)
+    zero = torch.zeros_like(loss_sum)
+    compiled = graphs_compiled() - graphs if tc.compile else 0
+    return StepResult(lr, torch.where(ok, loss_sum, zero), torch.where(ok, valid, zero),
+                      grad_norm.detach().float() if finite else zero, stop, time.perf_counter() - start, compiled)
