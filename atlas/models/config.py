@@ -76,7 +76,9 @@ class ModelConfig(Section):
     @field_validator("lora", mode="before")
     @classmethod
     def _lora_switch(cls, value: Any) -> Any:
-        """`lora: true` (YAML also reads yes/on so) turns LoRA on with its defaults; false/off turns it off."""
+        """`lora: true` (or yes/on) turns LoRA on with its defaults; false (or no/off/none) turns it off."""
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off", "none", "null"):
+            value = value.lower() in ("true", "yes", "on")
         if value is True:
             return {}
         return None if value is False else value

@@ -17,10 +17,17 @@ from train_helpers import REPO, TINY, final_weights, train_run
 from atlas.config import ConfigError, load_config
 from atlas.data.episodes import DatasetMeta
 from atlas.models.lora import adapter_parameters, is_adapter
-from atlas.models.registry import build_policy_on_meta
+from atlas.models.registry import build_policy
 
 TINY_ATLAS = ["model.preset=atlas-tiny", "data.image_size=0"]
 LORA = ["model.lora.rank=4", "model.lora.alpha=8"]
+
+
+def build_policy_on_meta(cfg, meta):
+    """Shapes only, as the planner builds it."""
+    from atlas.data.normalize import Normalizer
+
+    return build_policy(cfg, meta, Normalizer({}), device="meta")
 
 
 def meta() -> DatasetMeta:
@@ -49,6 +56,7 @@ def test_adapter_count_is_the_closed_formula(cross):
 def test_lora_switch_and_target_errors():
     assert load_config(None, TINY + ["model.lora=true"]).model.lora.rank == 8
     assert load_config(None, TINY + ["model.lora=off"]).model.lora is None
+    assert load_config(None, TINY + ["model.lora=yes"]).model.lora.alpha == 16.0
     cfg = load_config(None, TINY + TINY_ATLAS + ["model.lora.target_modules=[attn.qkv, nothere]"])
     with pytest.raises(ConfigError, match="'nothere' selects no nn.Linear"):
         build_policy_on_meta(cfg.model, meta())

@@ -19,7 +19,7 @@ from train_helpers import REPO, TINY, final_weights, read_metrics, train_run
 from atlas.config import ConfigError, load_config
 from atlas.data.registry import build_data
 from atlas.models.pretrained import initialise_from_pretrained, load_into, plan_notes, resolve_source
-from atlas.models.registry import build_policy, build_policy_on_meta
+from atlas.models.registry import build_policy
 
 BASE = ["training.max_steps=4", "training.checkpoint_interval=2", "training.val_interval=2", "training.ema.enabled=true"]
 
@@ -30,6 +30,13 @@ def base_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("base") / "run"
     train_run(run, BASE)
     return run
+
+
+def build_policy_on_meta(cfg, meta):
+    """Shapes only, as the planner builds it."""
+    from atlas.data.normalize import Normalizer
+
+    return build_policy(cfg, meta, Normalizer({}), device="meta")
 
 
 def cli_train(run_dir: Path, overrides: list[str], init_from: Path | None = None, resume: str | None = None,
