@@ -56,6 +56,9 @@ def _add_train(sub) -> None:
     p.add_argument("--output-dir", "--output_dir", dest="output_dir", default=None, help="run folder (default runs/<config name>)")
     p.add_argument("--resume", default=None, help="auto (the run folder's latest checkpoint) or a checkpoint folder")
     p.add_argument("--profile", default=None, help="hardware profile: cpu, gpu_24gb, gpu_48gb, gpu_80gb, auto")
+    p.add_argument("--init-from", "--init_from", dest="init_from", default=None,
+                   help="initialise the weights from a trained policy (model.pretrained=PATH): run or checkpoint "
+                   "folder, model.safetensors, or RDT's release folder")
     p.add_argument("--nproc", type=GPUS, default=None, help="start this many processes with torchrun")
     # `python -m torch.distributed.launch` (seed 001's legacy form) passes --local-rank; LOCAL_RANK is read instead
     p.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int, default=None, help=argparse.SUPPRESS)
@@ -179,11 +182,20 @@ def _add_report(sub) -> None:
     p.set_defaults(handler="atlas.report.commands:report")
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="write a run's policy as a standalone checkpoint folder")
+    p.add_argument("--merge-lora", "--merge_lora", dest="merge_lora", action="store_true", required=True,
+                   help="fold the LoRA adapters into the base weights (a plain policy, no model.lora)")
+    p.add_argument("run", help="run folder (its best, else latest checkpoint) or checkpoint folder")
+    p.add_argument("out", help="output folder (config.json, normalization.json, model.safetensors [, ema/])")
+    p.set_defaults(handler="atlas.models.export:command")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="atlas", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_collect, _add_eval, _add_doctor, _add_plan, _add_stats, _add_inspect, _add_convert,
-                _add_report):
+                _add_report, _add_export):
         add(sub)
     return parser
 

@@ -50,7 +50,8 @@ def command(args) -> int:
     """`atlas train` (from atlas/cli.py)."""
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _launch_torchrun(args)
-    cfg = load_config(args.config, args.overrides, profile=args.profile)
+    init_from = [f"model.pretrained={args.init_from}"] if getattr(args, "init_from", None) else []  # --init-from
+    cfg = load_config(args.config, [*args.overrides, *init_from], profile=args.profile)
     output_dir = args.output_dir or str(Path("runs") / Path(args.config).stem)
     train(cfg, output_dir, resume=args.resume)
     return 0
@@ -201,7 +202,7 @@ def _write_run_files(parts: RunParts, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     dump_config(parts.plan.resolved_config(parts.cfg), run_dir / "config.yaml")
     record = {**parts.plan.to_dict(), "device": str(parts.ctx.device), "num_parameters": parts.num_parameters,
-              "trainable_parameters": parts.trainable_parameters}
+              "trainable_parameters": parts.trainable_parameters, "pretrained": parts.pretrained}
     (run_dir / "plan.json").write_text(json.dumps(record, indent=2))
 
 

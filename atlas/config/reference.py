@@ -7,6 +7,7 @@ is never hand-written.
 from __future__ import annotations
 
 import sys
+import typing
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -26,6 +27,11 @@ def _is_section(annotation) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
+def _optional_section(annotation) -> type[BaseModel] | None:
+    """The section of an optional one (`lora: LoRAConfig | None`): its own row, then its fields' rows."""
+    return next((a for a in typing.get_args(annotation) if _is_section(a)), None)
+
+
 def _rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows, nested = [], []
     for name, field in model.model_fields.items():
@@ -37,6 +43,8 @@ def _rows(model: type[BaseModel], prefix: str) -> list[str]:
         shown = f"`{default!r}`" if default is not None else "`None`"
         description = (field.description or "").replace("|", "\\|")
         rows.append(f"| `{key}` | {_type_name(field.annotation)} | {shown} | {description} |")
+        if _optional_section(field.annotation) is not None:
+            nested.append((_optional_section(field.annotation), key))
     for sub, key in nested:
         rows += _rows(sub, key + ".")
     return rows

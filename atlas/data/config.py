@@ -88,11 +88,13 @@ class DataConfig(Section):
         description="mean_std, min_max (min/max to [-1, 1]), quantile (q01/q99 to [-1, 1]) or none; "
         "one string for all, or per key group {state: ..., action: ...}.",
     )
-    stats: Literal["auto", "dataset", "task", "dataset_meta"] = Field(
+    stats: Literal["auto", "dataset", "task", "dataset_meta", "pretrained"] = Field(
         "auto",
         description="Normalization statistics over the whole dataset or the trained tasks' episodes; "
         "auto: the task's own when the run trains a single task, else the dataset's; "
-        "dataset_meta: the dataset's own (LeRobot meta/stats.json, or v2.1's per-episode statistics merged).",
+        "dataset_meta: the dataset's own (LeRobot meta/stats.json, or v2.1's per-episode statistics merged); "
+        "pretrained: the model.pretrained checkpoint's normalization.json (the new data's are still computed, to "
+        "warn when its actions leave their range).",
     )
     stats_cache_dir: str | None = Field(
         None, description="Where statistics are cached when the dataset's folder is read-only (default ~/.cache/atlas/stats)."

@@ -86,7 +86,7 @@ def dataset_statistics(
     mode = cfg.stats
     if mode == "dataset_meta":
         return dataset_meta_statistics(source, cfg)
-    if mode == "auto":
+    if mode in ("auto", "pretrained"):  # pretrained: these are replaced by the checkpoint's (models/pretrained.py)
         mode = "task" if len(trained) == 1 else "dataset"
     episodes = selected if mode == "task" else everything
     if mode == "task" and set(selected) == set(everything) and len(trained) > 1:

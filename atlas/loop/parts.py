@@ -42,6 +42,7 @@ from atlas.engine.precision import autocast_factory
 from atlas.engine.schedules import schedule_record
 from atlas.engine.strategies import Strategy, StrategySettings, build_strategy
 from atlas.engine.timers import PhaseTimers
+from atlas.models.pretrained import initialise_from_pretrained
 from atlas.models.registry import build_policy
 from atlas.planning.run_plan import RunPlan
 
@@ -68,6 +69,7 @@ class RunParts:
     timers: PhaseTimers
     num_parameters: int
     trainable_parameters: int
+    pretrained: dict | None = None  # model.pretrained's load report and normalization (plan.json `pretrained`)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -100,6 +102,8 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
     _, group_lines = build_param_groups(policy, tc.lr_multipliers, tc.weight_decay)  # freezes multiplier-0 modules
     for line in group_lines:
         log.info(line)
+    # model.pretrained: into the whole policy, before compiling and sharding (a resume loads its own weights below)
+    pretrained = initialise_from_pretrained(policy, cfg.model, cfg.data.stats, data, log, resumed_from=resume_from)
     if tc.compile:  # in place, after freezing (a frozen backbone is not compiled), before any wrapping
         compile_policy(policy, tc.compile_mode, tc.compile_backend, log)
     num_params, num_trainable = policy.num_parameters(), policy.num_parameters(True)  # before ZeRO-3 empties them
@@ -140,7 +144,8 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
     return RunParts(cfg, plan, ctx, log, data, policy, model, strategy, objects,
                     [p for p in policy.parameters() if p.requires_grad], checkpointer, stream, batches, metrics,
                     autocast_factory(ctx.device, plan.mixed_precision), clock,
-                    NonFiniteGuard(watch, tc.max_nonfinite_steps, ctx, log), PhaseTimers(), num_params, num_trainable)
+                    NonFiniteGuard(watch, tc.max_nonfinite_steps, ctx, log), PhaseTimers(), num_params, num_trainable,
+                    pretrained)
 
 
 def _log_layout(strategy: Strategy, policy: torch.nn.Module, ema: EMA | None, ctx: D.DistContext,

@@ -12,6 +12,7 @@ from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
 from atlas.models.base import Policy, masked_loss
 from atlas.models.config import ModelConfig
+from atlas.models.lora import apply_lora
 from atlas.models.registry import register_policy
 
 
@@ -28,6 +29,7 @@ class MLPPolicy(Policy):
             width = cfg.hidden_dim
         self.fusion = nn.Sequential(*layers)
         self.action_head = nn.Linear(width, cfg.action_horizon * meta.action_dim)
+        apply_lora(self, cfg.lora)  # model.lora: adapters on the targeted linears, base weights frozen
 
     def _predict(self, batch: dict) -> torch.Tensor:
         state = batch["state"][:, -1]

@@ -22,6 +22,7 @@ from atlas.models.heads.base import Runner
 from atlas.models.heads.registry import build_head
 from atlas.models.language.registry import build_encoder
 from atlas.models.layers import mlp_adaptor, set_memory_efficient_attention, sinusoidal
+from atlas.models.lora import apply_lora
 from atlas.models.presets import PRESETS, RDT_PRESETS
 from atlas.models.registry import register_policy
 from atlas.models.vision.registry import build_backbone
@@ -61,6 +62,7 @@ class AtlasPolicy(Policy):
         self.action_head = build_head(cfg.head, self.unified_dim or meta.action_dim, cfg.action_horizon, width)
         self.set_gradient_checkpointing(gradient_checkpointing)
         set_memory_efficient_attention(self, memory_efficient_attention)
+        apply_lora(self, cfg.lora)  # model.lora: adapters on the targeted linears, base weights frozen
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         self.fusion.gradient_checkpointing = enabled

@@ -192,6 +192,18 @@ def check_disk(setup: Setup, probe: ModelProbe, path: str = ".") -> Finding:
                    f"每个 checkpoint 含权重+优化器状态；本机剩余 {free / 1e9:.0f} GB（请在训练机器上确认）")
 
 
+def check_pretrained(cfg) -> list[Finding]:
+    """model.pretrained: the checkpoint's tensor shapes against the config's model (models/pretrained.py)."""
+    from atlas.planning.planner import pretrained_check
+
+    checked = pretrained_check(cfg)
+    if checked is None:
+        return []
+    verdict, message = checked
+    status = {"match": OK, "unknown": WARN}.get(verdict, FAIL if cfg.model.pretrained_strict else WARN)
+    return [Finding("model.pretrained", "the config's model shapes", verdict, status, message, message)]
+
+
 def sdpa_default_for(setup: Setup, recipe: Recipe) -> bool | None:
     """A launch script runs the recipe's own code, whose attention dispatch the recipe states; a YAML runs Atlas."""
     if setup.kind == "script" and recipe.attention_dispatch == "default":
@@ -421,6 +433,8 @@ def run_doctor(setup: Setup, recipe_name: str | None = None, gpu_memory_gb: floa
     findings = setting_findings(setup, recipe, cpu_cores)
     if probe is not None and not setup.covers("checkpoints_total_limit"):
         findings.append(check_disk(setup, probe))
+    if cfg is not None:
+        findings += check_pretrained(cfg)
     shell, issues = script_findings(setup)
     findings += shell
     sizes = (gpu_memory_gb,) if gpu_memory_gb else DEFAULT_SIZES

@@ -110,6 +110,16 @@ def default_kernel_is_efficient(probe: ModelProbe, mixed_precision: str, sdpa_de
                   f"{mixed_precision} with no attention mask that is the flash/efficient kernel, so its estimate applies")
 
 
+def pretrained_check(cfg: AtlasConfig) -> tuple[str, str] | None:
+    """model.pretrained: whether the checkpoint's tensor shapes are the config's model's (models/pretrained.py)."""
+    if cfg.model.pretrained is None:
+        return None
+    from atlas.models.pretrained import check_shapes
+    from atlas.planning.probe import build_model, dataset_meta
+
+    return check_shapes(cfg, build_model(cfg, dataset_meta(cfg), False, False, device="meta"))
+
+
 @dataclass(frozen=True)
 class PlanRequest:
     """How to plan, beyond the config and the hardware. `effective_batch_size` and `mixed_precision` come
@@ -161,7 +171,8 @@ def make_plan(cfg: AtlasConfig, gpus: int = 1, gpu_memory_gb: float | None = Non
         return caps[(ckpt, mea)]
 
     target = r.effective_batch_size
-    notes: list[str] = [f"attention kernel: {kernel_note}"]
+    checked = pretrained_check(cfg)
+    notes: list[str] = [f"attention kernel: {kernel_note}", *([checked[1]] if checked else [])]
     if target % gpus:
         raise ConfigError(
             f"effective batch {target} cannot be split over {gpus} GPUs; reachable: {reachable_batches(target, gpus)}"

@@ -104,3 +104,16 @@ def test_denoiser_quick() -> None:
     (train, sample), = figures(lines[-1], rf"train step transformer/mlp\(4 draws\) {NUMBER}, sampling transformer/mlp {NUMBER}")
     assert float(train) > 0 and float(sample) > 0
     assert sum("samples/s" in line for line in lines) == 3  # one row per variant
+
+
+@pytest.mark.slow
+def test_finetune_quick() -> None:
+    """MT10-style pretraining, then scratch / full / LoRA fine-tunes and atlas eval of the LoRA run (~30 s)."""
+    lines = run_quick("finetune.py", timeout=300)  # ~20 s of CPU; minutes of wall time on a busy machine
+    assert lines[-1].startswith("finetune final success")
+    final, reach = lines[-1].split(";")
+    found = figures(final, rf"(scratch|full|lora) {NUMBER}")
+    assert [name for name, _ in found] == ["scratch", "full", "lora"]
+    assert all(0.0 <= float(value) <= 1.0 for _, value in found)
+    assert figures(reach, r"(scratch|full|lora) ([0-9]+|never)")[0][0] == "scratch"
+    assert any(line.startswith("atlas eval on the LoRA run") for line in lines)
