@@ -52,8 +52,15 @@ def setup_from_script(text: str, gpus: int | None = None) -> Setup:
         raise ValueError("no launch command found (accelerate launch, torchrun, deepspeed, python or a tool's command)")
     launcher = get_launcher(command.tool)
     reading = launcher.read(command, gpus)
-    if launcher.key == "atlas" and reading.values.get("config") and Path(reading.values["config"]).is_file():
-        setup = setup_from_yaml(reading.values["config"], reading.world_size)
+    if launcher.key == "atlas":
+        config = reading.values.get("config")
+        if not config or not Path(config).is_file():
+            from atlas.config.errors import ConfigError
+
+            raise ConfigError(f"the script launches Atlas with --config {config or '(none)'}, which is not a file "
+                              f"here ({Path.cwd()}): run `atlas doctor` from the folder the script runs in, or on "
+                              "the config itself with --gpus N")
+        setup = setup_from_yaml(config, reading.world_size)
         setup.world_size_origin, setup.launch, setup.reading = reading.world_size_origin, launch, reading
         return setup
     return Setup("script", reading.values, reading.origin, reading.world_size or gpus or 1, reading.world_size_origin,

@@ -18,7 +18,7 @@ LIBERO_RECIPES = ("openpi-pi0-libero", "openpi-pi05-libero", "openvla-oft-libero
 def test_every_value_cites_a_source_line(name):
     recipe = load_recipes()[name]
     for key, entry in recipe.parameters.items():
-        assert re.search(r"[\w./-]+\.(py|md|yaml):\d+", entry["source"]), f"{name}.{key}: {entry['source']!r} names no file:line"
+        assert re.search(r"[\w./-]+\.(py|md|mdx|yaml):\d+", entry["source"]), f"{name}.{key}: {entry['source']!r} names no file:line"
 
 
 def test_pi05_libero_is_openpis_flat_lr_after_a_long_warmup():

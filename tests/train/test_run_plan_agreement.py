@@ -89,13 +89,17 @@ def test_yaml_boolean_spellings_of_no_are_accepted_for_mixed_precision(tmp_path)
     scripts = {
         "accelerate.sh": "accelerate launch --num_processes 4 --multi_gpu main.py --train_batch_size=12 "
                          "--learning_rate=1e-4 --pretrained_model_name_or_path=checkpoints/rdt-1b\n",
-        "torchrun.sh": "torchrun --nnodes=2 --nproc_per_node=4 atlas/train.py --config cfg.yaml\n",
+        "torchrun.sh": f"torchrun --nnodes=2 --nproc_per_node=4 atlas/train.py --config {cfg}\n",
     }
     for name, body in scripts.items():
         (tmp_path / name).write_text(body)
         proc = atlas("doctor", str(tmp_path / name), "--gpu-memory", "80")
         assert proc.returncode in (0, 1), (name, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr and "got False" not in proc.stderr, name
+    (tmp_path / "missing.sh").write_text("torchrun --nproc_per_node=4 atlas/train.py --config nowhere.yaml\n")
+    proc = atlas("doctor", str(tmp_path / "missing.sh"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--config nowhere.yaml, which is not a file" in proc.stderr
 
 
 @pytest.mark.timeout(TIMEOUT)
