@@ -1,6 +1,6 @@
 """A LoRA fine-tune from a real checkpoint under FSDP and ZeRO-2 (torchrun, gloo, 2 CPU ranks): the base is
 loaded into the whole policy before the strategy shards it, stays bitwise frozen, and the adapters train as in
-one process (to 1e-5; see test_fsdp.py for why Adam's eps is 1e-5 and the head is l1)."""
+one process (to 1e-5; see test_sharded_strategies_match_one_process.py for why Adam's eps is 1e-5 and the head is l1)."""
 
 from __future__ import annotations
 
