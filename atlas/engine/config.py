@@ -45,7 +45,8 @@ class TrainingConfig(Section):
         None, gt=0, le=MAX_BATCH, description="Seed 001's place for data.batch_size (per device; must agree if both set)."
     )
     effective_batch_size: int | None = Field(
-        None, gt=0, le=MAX_BATCH * MAX_ACCUMULATION, description="Samples per optimizer step over all processes; batch_size x world_size x accumulation."
+        None, gt=0, le=MAX_BATCH * MAX_ACCUMULATION,
+        description="Samples per optimizer step over all processes; batch_size x world_size x accumulation."
     )
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(
         "none", description="Scale learning_rate by effective_batch/base_batch_size (linear) or its square root."

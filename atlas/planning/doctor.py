@@ -277,7 +277,9 @@ def build_options(setup: Setup, verdicts: list[MemoryVerdict]) -> list[dict]:
 def _cap(verdict: MemoryVerdict) -> int:
     if not verdict.plan_fits:
         return 0
-    return verdict.plan_micro_batch_size if verdict.micro_batch_size > verdict.plan_micro_batch_size or verdict.status == FAIL else max(verdict.plan_micro_batch_size, verdict.micro_batch_size)
+    if verdict.micro_batch_size > verdict.plan_micro_batch_size or verdict.status == FAIL:
+        return verdict.plan_micro_batch_size
+    return max(verdict.plan_micro_batch_size, verdict.micro_batch_size)
 
 
 def corrected_command(setup: Setup, micro: int, accumulation: int) -> str:

@@ -90,7 +90,8 @@ def default_kernel_is_efficient(probe: ModelProbe, mixed_precision: str, sdpa_de
     Rule: memory_efficient_attention=false leaves the choice to SDPA, which on a CUDA GPU in bf16/fp16 with
     no attention mask dispatches to flash/memory-efficient attention, and with a mask (RDT's language mask) to
     the memory-efficient kernel, which takes masks at the same O(L) memory; the math kernel (and its saved
-    attention matrix) applies in fp32 or when the code pins the math kernel. `sdpa_default` overrides what the probe saw about pinning (the doctor judges RDT's own
+    attention matrix) applies in fp32 or when the code pins the math kernel. `sdpa_default` overrides what the probe
+    saw about pinning (the doctor judges RDT's own
     code, which calls F.scaled_dot_product_attention without pinning, through Atlas's stand-in model).
     """
     use = probe.attention

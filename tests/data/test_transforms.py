@@ -85,5 +85,7 @@ def test_crop_is_shared_by_the_history_frames_of_a_sample():
     out = transform(batch, torch.device("cpu"), train=True)["images"]
     assert torch.allclose(out[:, 0], out[:, 1])
     assert not torch.allclose(out[:, :, 0], out[:, :, 1])  # cameras draw their own crop
-    full = BatchTransform(_identity_normalizer(), image_aug=ImageAugConfig(enabled=True, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0, contrast=0, saturation=0, hue=0))
+    aug = ImageAugConfig(enabled=True, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), brightness=0, contrast=0,
+                         saturation=0, hue=0)
+    full = BatchTransform(_identity_normalizer(), image_aug=aug)
     assert torch.allclose(full(batch, torch.device("cpu"), True)["images"], batch["images"].float() / 255, atol=1e-5)

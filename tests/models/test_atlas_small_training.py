@@ -31,7 +31,8 @@ def test_atlas_small_loss_halves_in_200_steps():
     transform = BatchTransform(data.normalizer)
     loader = DataLoader(data.train, batch_size=16, shuffle=True, drop_last=True, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=2e-3, weight_decay=0.01)
-    fixed = transform(next(iter(DataLoader(data.train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(1)))), torch.device("cpu"), train=False)
+    loader = DataLoader(data.train, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(1))
+    fixed = transform(next(iter(loader)), torch.device("cpu"), train=False)
 
     def fixed_loss() -> float:
         """Loss on one held batch with the same flow noise and times each call: a low-noise yardstick."""

@@ -72,7 +72,9 @@ def test_resnet_and_vit_token_shapes_and_trainable_by_default():
 def test_hf_backbone_from_a_local_folder(tmp_path):
     from transformers import ViTConfig, ViTModel
 
-    ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32, patch_size=8)).save_pretrained(tmp_path)
+    config = ViTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=32,
+                       patch_size=8)
+    ViTModel(config).save_pretrained(tmp_path)
     hf = build_backbone(VisionConfig(name="hf", path=str(tmp_path)))
     tokens, grid = hf(torch.rand(1, 2, 3, 48, 48))  # resized to the model's 32 px
     assert hf.frozen and grid == (4, 4) and tokens.shape == (1, 2, 16, 32)

@@ -39,7 +39,8 @@ def test_plain_python_is_one_process_even_with_many_visible_gpus():
 
 
 def test_env_exports_vars_and_continuations():
-    text = "export BS=12\nOUT=/tmp/run\naccelerate launch --num_processes 2 \\\n  main.py \\\n  --train_batch_size=$BS \\\n  --output_dir=${OUT}/x --zzz=$MISSING\n"
+    text = ("export BS=12\nOUT=/tmp/run\naccelerate launch --num_processes 2 \\\n  main.py \\\n"
+            "  --train_batch_size=$BS \\\n  --output_dir=${OUT}/x --zzz=$MISSING\n")
     s = parse_launch_script(text)
     assert s.training.args["train_batch_size"] == "12" and s.training.args["output_dir"] == "/tmp/run/x"
     assert s.unresolved == ["MISSING"]

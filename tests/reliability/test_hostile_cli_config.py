@@ -40,7 +40,9 @@ def tiny_with(extra: str):
 
 CASES = [
     # non-finite and absurd hyperparameters (today: NaN weights after step 1, exit 0, NaN `best`)
-    Case("lr-inf-yaml", train(), setup=config(TINY.replace("checkpoint_interval: 2}", "checkpoint_interval: 2, learning_rate: .inf}")), names=["training.learning_rate"]),
+    Case("lr-inf-yaml", train(),
+         setup=config(TINY.replace("checkpoint_interval: 2}", "checkpoint_interval: 2, learning_rate: .inf}")),
+         names=["training.learning_rate"]),
     Case("lr-nan-override", train("training.learning_rate=.nan"), setup=tiny_with(""), names=["training.learning_rate"]),
     Case("lr-above-1", train("training.learning_rate=5"), setup=tiny_with(""), names=["training.learning_rate"]),
     Case("weight-decay-1e400", train("training.weight_decay=1e400"), setup=tiny_with(""), names=["training.weight_decay"]),

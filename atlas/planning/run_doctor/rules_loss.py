@@ -114,7 +114,8 @@ def loss_diverging(records: RunRecords, context: RunContext):
                 f"跳过 {len(skipped)} 个非有限步")
     change = ("lower training.learning_rate (/2 to /10) or raise training.warmup_steps; a larger effective batch "
               "(data.batch_size or training.gradient_accumulation_steps) steadies it")
-    change_zh = "降低 training.learning_rate（除以2到10）或增加 training.warmup_steps；增大有效 batch（data.batch_size 或 training.gradient_accumulation_steps）可使其平稳"
+    change_zh = ("降低 training.learning_rate（除以2到10）或增加 training.warmup_steps；"
+                 "增大有效 batch（data.batch_size 或 training.gradient_accumulation_steps）可使其平稳")
     if rose:
         return finding(loss_diverging, FAIL, measured,
                        (symptom[0], f"the loss climbed from step {low} to {high}: the updates overshoot (LR too high "
