@@ -54,12 +54,16 @@ def step_time(probe: ModelProbe, gpu: GPUSpec, mfu: float, samples_per_gpu: int,
     return compute, comm
 
 
+GPU_COUNTS = (1, 2, 4, 8)  # the rows of `atlas plan`'s scaling table
+
+
 def scaling_table(probe: ModelProbe, gpu: GPUSpec, mfu: float, effective_batch: int, micro_batch: int,
-                  max_steps: int, strategy: str, checkpointing: bool, counts=(1, 2, 4, 8)) -> list[StepTime]:
-    """Step time, speed-up over 1 GPU and total hours for `max_steps`, at a fixed effective batch."""
+                  max_steps: int, strategy: str, checkpointing: bool) -> list[StepTime]:
+    """Step time, speed-up over 1 GPU and total hours for `max_steps` on GPU_COUNTS GPUs, at a fixed effective
+    batch."""
     rows: list[StepTime] = []
     base = None
-    for n in counts:
+    for n in GPU_COUNTS:
         per_gpu = -(-effective_batch // n)
         micro = min(micro_batch, per_gpu)
         accumulation = -(-per_gpu // micro)
