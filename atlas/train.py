@@ -121,7 +121,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     window, validator, evaluation = MetricWindow(parts, bar), Validator(parts), InTrainingEvaluation(parts)
     stop = StopRequest().install()
     watchdog = Watchdog(tc.hang_timeout_s, parts.clock, log).start()
-    stopped, loop_start = False, time.perf_counter()
+    stopped, loop_start, loop_cpu = False, time.perf_counter(), time.process_time()
     parts.model.train()
     try:
         while state.step < tc.max_steps and not stopped:
@@ -150,6 +150,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         parts.checkpointer.wait()  # an asynchronous save still in flight: committed before the run returns
     finally:
         parts.timers.record("loop", time.perf_counter() - loop_start)  # the whole step loop (benchmarks read it)
+        parts.timers.record("loop_cpu", time.process_time() - loop_cpu)  # its CPU time, every thread of the process
         stop.uninstall()
         watchdog.stop()
         parts.batches.close()

@@ -15,7 +15,8 @@ sampler's order), so data cost is identical and process start-up, data building 
 outside the clock. The Atlas side reads the loop's own timers from the run summary (`time_s.loop`: the
 whole step loop with logging, validation and the interval and final checkpoints; `time_s.checkpoint`:
 the saves), nothing in the loop is patched. Repetitions alternate bare/Atlas so drift in machine load
-hits both; the headline is median/median of wall time.
+hits both; the headline is median/median of wall time. Process CPU time (all threads, so TensorBoard's
+writer thread counts against Atlas) is printed beside it: on a shared machine it is the steadier figure.
 
 torch.set_num_threads(1) (unless --threads): the machine is a shared 2-core CPU, and one intra-op thread
 makes small-model step times stable (OpenMP spin-waits on a busy machine otherwise dominate).
@@ -69,13 +70,15 @@ def make_config(model_overrides: list[str], steps: int, checkpoint_interval: int
     ])
 
 
-def time_atlas(cfg, root: Path, rep: int) -> tuple[float, float]:
-    """(wall seconds of the step loop, of which checkpoint saves), from the loop's own timers."""
+def time_atlas(cfg, root: Path, rep: int) -> tuple[float, float, float]:
+    """(wall seconds of the step loop, its process CPU seconds, of which checkpoint saves), from the loop's
+    own timers."""
     summary = train(cfg, root / f"atlas_{rep}")
-    return summary["time_s"]["loop"], summary["time_s"].get("checkpoint", 0.0)
+    times = summary["time_s"]
+    return times["loop"], times["loop_cpu"], times.get("checkpoint", 0.0)
 
 
-def time_bare(cfg, root: Path) -> tuple[float, float]:
+def time_bare(cfg, root: Path) -> tuple[float, float, float]:
     """The loop a user would write by hand around the same components."""
     tc = cfg.training
     torch.manual_seed(tc.seed)
@@ -91,7 +94,7 @@ def time_bare(cfg, root: Path) -> tuple[float, float]:
     cpu = torch.device("cpu")
     model.train()
     root.mkdir(parents=True, exist_ok=True)
-    start, saving = time.perf_counter(), 0.0
+    start, cpu_start, saving = time.perf_counter(), time.process_time(), 0.0
     for step in range(1, tc.max_steps + 1):
         micro_batches = reader.next_step()
         lr = LR * min(1.0, step / tc.warmup_steps) * 0.5 * (1 + math.cos(math.pi * step / tc.max_steps))
@@ -110,9 +113,9 @@ def time_bare(cfg, root: Path) -> tuple[float, float]:
             save_start = time.perf_counter()
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, root / f"step_{step}.pt")
             saving += time.perf_counter() - save_start
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     reader.close()
-    return elapsed, saving
+    return elapsed, cpu, saving
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,16 +142,19 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         ours.append(time_atlas(cfg, Path(tmp) / name, rep))
             b, a = statistics.median(r[0] for r in bare), statistics.median(r[0] for r in ours)
-            bs, as_ = statistics.median(r[1] for r in bare), statistics.median(r[1] for r in ours)
-            no_save = statistics.median(r[0] - r[1] for r in ours) / statistics.median(r[0] - r[1] for r in bare)
-            ratios[name] = a / b
+            bc, ac = statistics.median(r[1] for r in bare), statistics.median(r[1] for r in ours)
+            bs, as_ = statistics.median(r[2] for r in bare), statistics.median(r[2] for r in ours)
+            no_save = statistics.median(r[0] - r[2] for r in ours) / statistics.median(r[0] - r[2] for r in bare)
+            ratios[name] = (a / b, ac / bc)
             print(f"{name:12s} steps {steps:4d}  wall: bare {1000 * b / steps:7.2f} ms/step, atlas {1000 * a / steps:7.2f} "
-                  f"ms/step, ratio {a / b:.3f}", flush=True)
+                  f"ms/step, ratio {a / b:.3f}  |  cpu: bare {1000 * bc / steps:7.2f}, atlas {1000 * ac / steps:7.2f} "
+                  f"ms/step, ratio {ac / bc:.3f}", flush=True)
             print(f"{'':12s} checkpoint saves per run: bare {bs:.3f} s, atlas {as_:.3f} s; wall ratio without the "
                   f"saves on either side {no_save:.3f}", flush=True)
             print(f"{'':12s} wall per run (s): bare {' '.join(f'{r[0]:.2f}' for r in bare)}; "
                   f"atlas {' '.join(f'{r[0]:.2f}' for r in ours)}", flush=True)
-    print("overhead Atlas/bare (step loop, goal <= 1.05) wall: " + ", ".join(f"{k} {w:.3f}" for k, w in ratios.items()))
+    print("overhead Atlas/bare (step loop, goal <= 1.05) wall [cpu]: "
+          + ", ".join(f"{k} {w:.3f} [{c:.3f}]" for k, (w, c) in ratios.items()))
     return 0
 
 

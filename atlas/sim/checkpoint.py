@@ -66,11 +66,12 @@ def _load_policy(directory: Path, weights: Path, device: str):
     from pydantic import ValidationError
 
     from atlas.config.errors import describe_validation_error
+    from atlas.data.normalize import Normalizer
     from atlas.engine.checkpoint import CheckpointError
     from atlas.engine.compat import checkpoint_shapes, shape_differences
     from atlas.models.base import Policy
     from atlas.models.config import ModelConfig
-    from atlas.models.registry import build_policy_on_meta
+    from atlas.models.registry import build_policy
 
     config_file = directory / "config.json"
     try:
@@ -82,7 +83,8 @@ def _load_policy(directory: Path, weights: Path, device: str):
     try:
         from atlas.data.episodes import DatasetMeta
 
-        shapes_only = build_policy_on_meta(ModelConfig(**config["model"]), DatasetMeta.from_dict(config["meta"]))
+        shapes_only = build_policy(ModelConfig(**config["model"]), DatasetMeta.from_dict(config["meta"]), Normalizer({}),
+                                   device="meta")
     except ValidationError as err:
         raise describe_validation_error(err, ModelConfig, str(config_file)) from None
     except (TypeError, KeyError, ValueError) as err:
