@@ -60,6 +60,26 @@ class DatasetMeta:
         )
 
 
+class EpisodeRefs:
+    """The EpisodeSource accessors of a source that lists its episodes in `self.episodes` (records with `length`,
+    `task`, `instruction`, `name`): the HDF5 and LeRobot readers share them."""
+
+    episodes: list
+
+    def num_episodes(self) -> int:
+        return len(self.episodes)
+
+    def length(self, episode: int) -> int:
+        return self.episodes[episode].length
+
+    def info(self, episode: int) -> EpisodeInfo:
+        ref = self.episodes[episode]
+        return EpisodeInfo(task=ref.task, instruction=ref.instruction)
+
+    def episode_name(self, episode: int) -> str:
+        return self.episodes[episode].name
+
+
 class EpisodeSource(Protocol):
     """Read access to a set of episodes; implementations open files lazily (after a worker forks)."""
 

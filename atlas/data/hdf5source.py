@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from atlas.data.episodes import EpisodeInfo
+from atlas.data.episodes import EpisodeRefs
 from atlas.data.errors import DataError, where
 from atlas.data.formats.libero_spec import upright
 from atlas.data.images import as_bytes, decode_jpeg
@@ -121,7 +121,7 @@ def float_image_notes(episodes: list[EpisodeRef], layout: KeyLayout) -> list[str
     return notes
 
 
-class HDF5Source:
+class HDF5Source(EpisodeRefs):
     """Episodes of HDF5 files with one key layout; implements `EpisodeSource`."""
 
     def __init__(self, episodes: list[EpisodeRef], layout: KeyLayout, metadata: dict | None = None) -> None:
@@ -135,19 +135,6 @@ class HDF5Source:
         self._pid = os.getpid()
 
     # -- EpisodeSource ----------------------------------------------------------------------------
-    def num_episodes(self) -> int:
-        return len(self.episodes)
-
-    def length(self, episode: int) -> int:
-        return self.episodes[episode].length
-
-    def info(self, episode: int) -> EpisodeInfo:
-        ref = self.episodes[episode]
-        return EpisodeInfo(task=ref.task, instruction=ref.instruction)
-
-    def episode_name(self, episode: int) -> str:
-        return self.episodes[episode].name
-
     def camera_key(self, camera: str) -> str:
         """The dataset's own name of a camera: its HDF5 dataset's name (`corner2_image`, `cam_high`)."""
         return self.layout.images[camera].rsplit("/", 1)[-1]

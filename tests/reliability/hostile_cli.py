@@ -160,3 +160,12 @@ def write(folder: Path, files: dict[str, str | bytes]) -> None:
             path.write_bytes(content)
         else:
             path.write_text(content)
+
+
+def outcomes_after_a_trained_run(root: Path, config_yaml: str, trained: dict, cases) -> dict[str, Outcome]:
+    """Train one tiny run (cases copy it as their starting point, `trained["run"]`), then run every case."""
+    write(root / "trained", {"c.yaml": config_yaml})
+    rc, _, err, _, _ = run_atlas(["train", "--config", "c.yaml", "--output-dir", "run"], root / "trained")
+    assert rc == 0, err[-3000:]
+    trained["run"] = root / "trained" / "run"
+    return run_cases(cases, root)

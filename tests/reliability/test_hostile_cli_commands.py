@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from hostile_cli import Case, judge, run_atlas, run_cases, write
+from hostile_cli import Case, judge, outcomes_after_a_trained_run, write
 from safetensors.torch import save_file
 
 TINY = """\
@@ -195,12 +195,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile-commands")
-    write(root / "trained", {"c.yaml": TINY})
-    rc, _, err, _, _ = run_atlas(["train", "--config", "c.yaml", "--output-dir", "run"], root / "trained")
-    assert rc == 0, err[-3000:]
-    TRAINED["run"] = root / "trained" / "run"
-    return run_cases(CASES, root)
+    return outcomes_after_a_trained_run(tmp_path_factory.mktemp("hostile-commands"), TINY, TRAINED, CASES)
 
 
 @pytest.mark.timeout(900)

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hostile_cli import Case, judge, run_atlas, run_cases, write
+from hostile_cli import Case, judge, outcomes_after_a_trained_run, run_atlas, write
 
 TINY = """\
 data: {format: synthetic, num_episodes: 8, episode_length: 12, state_dim: 6, action_dim: 3}
@@ -157,12 +157,7 @@ def _in(outcome, *texts: str) -> None:
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hostile-run-folder")
-    write(root / "trained", {"c.yaml": TINY})
-    rc, _, err, _, _ = run_atlas(["train", "--config", "c.yaml", "--output-dir", "run"], root / "trained")
-    assert rc == 0, err[-3000:]
-    TRAINED["run"] = root / "trained" / "run"
-    return run_cases(CASES, root)
+    return outcomes_after_a_trained_run(tmp_path_factory.mktemp("hostile-run-folder"), TINY, TRAINED, CASES)
 
 
 @pytest.mark.timeout(900)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from atlas.data.config import DataConfig
-from atlas.data.episodes import EpisodeInfo
+from atlas.data.episodes import EpisodeRefs
 from atlas.data.errors import DataError
 from atlas.data.lerobot_meta import (
     IMAGE_PREFIX,
@@ -66,7 +66,7 @@ def choose_layout(meta: LeRobotMeta, cfg: DataConfig) -> LeRobotLayout:
     return LeRobotLayout(state, action, {camera_name(k): k for k in keys})
 
 
-class LeRobotSource:
+class LeRobotSource(EpisodeRefs):
     """Episodes of one LeRobot folder; implements `EpisodeSource` (+ `read_batch`, `meta_stats`)."""
 
     def __init__(self, meta: LeRobotMeta, layout: LeRobotLayout, tolerance_s: float = DEFAULT_TOLERANCE_S) -> None:
@@ -112,19 +112,6 @@ class LeRobotSource:
         self._offsets = np.array([starts[e.index] for e in self.episodes], dtype=np.int64)
 
     # -- EpisodeSource -------------------------------------------------------------------------------
-    def num_episodes(self) -> int:
-        return len(self.episodes)
-
-    def length(self, episode: int) -> int:
-        return self.episodes[episode].length
-
-    def info(self, episode: int) -> EpisodeInfo:
-        ref = self.episodes[episode]
-        return EpisodeInfo(task=ref.task, instruction=ref.instruction)
-
-    def episode_name(self, episode: int) -> str:
-        return self.episodes[episode].name
-
     def read(self, episode: int, key: str, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)
         if key in ("state", "action", "timestamp"):
