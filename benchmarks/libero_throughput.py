@@ -41,8 +41,9 @@ def eval_steps_per_s(policy, tasks: list[str], workers: int, max_steps: int, exe
     from atlas.sim import evaluate_policy
 
     start = time.perf_counter()
-    summary = evaluate_policy(policy, tasks, 1, exec_horizon=exec_horizon, max_steps=max_steps, env="libero",
-                              workers=workers)
+    from atlas.sim.rollout import RolloutSpec
+
+    summary = evaluate_policy(policy, tasks, 1, RolloutSpec(exec_horizon, max_steps, env="libero"), workers=workers)
     wall = time.perf_counter() - start
     steps = sum(e["length"] for e in summary["per_episode"])
     return {"steps_per_s": steps / wall, "wall_s": wall, "steps": steps}

@@ -111,7 +111,9 @@ def evaluate(run: Path, tasks: list[str], episodes: int, workers: int) -> dict:
     from atlas.sim.evaluate import evaluate_policy
 
     loaded = load_checkpoint(run, "ema", "cpu")
-    return evaluate_policy(loaded.policy, tasks, episodes, exec_horizon=4, max_steps=500, seed=5000, workers=workers)
+    from atlas.sim.rollout import RolloutSpec
+
+    return evaluate_policy(loaded.policy, tasks, episodes, RolloutSpec(4, 500, seed=5000), workers=workers)
 
 
 def main() -> int:

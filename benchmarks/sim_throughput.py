@@ -45,7 +45,9 @@ def bench_eval(data: Path, tasks: str, episodes: int, workers: int, max_steps: i
     bundle = build_data(DataConfig(format="robomimic", path=str(data), val_ratio=0.0), DataLoadingConfig(), 8, 0)
     policy = build_policy(ModelConfig(preset="mlp", action_horizon=8, hidden_dim=256), bundle.meta, bundle.normalizer)
     start = time.perf_counter()
-    summary = evaluate_policy(policy, tasks, episodes, exec_horizon=4, max_steps=max_steps, workers=workers)
+    from atlas.sim.rollout import RolloutSpec
+
+    summary = evaluate_policy(policy, tasks, episodes, RolloutSpec(4, max_steps), workers=workers)
     wall = time.perf_counter() - start
     steps = sum(e["length"] for e in summary["per_episode"])
     return {"steps_per_s": steps / wall, "episodes": summary["episodes"], "wall_s": wall, "cameras": bundle.meta.cameras}

@@ -31,10 +31,11 @@ class InTrainingEvaluation:
             with parts.strategy.evaluation_policy(parts.policy, weights, fresh) as evaluated:
                 if evaluated is not None:
                     from atlas.sim import evaluate_policy
+                    from atlas.sim.rollout import RolloutSpec
 
-                    summary = evaluate_policy(evaluated, ec.tasks or parts.data.meta.tasks, ec.episodes,
-                                              ec.exec_horizon, ec.max_steps, obs_horizon=cfg.data.obs_horizon,
-                                              seed=1000 + step, env=ec.env)
+                    spec = RolloutSpec(ec.exec_horizon, ec.max_steps, obs_horizon=cfg.data.obs_horizon, seed=1000 + step,
+                                       env=ec.env)
+                    summary = evaluate_policy(evaluated, ec.tasks or parts.data.meta.tasks, ec.episodes, spec)
         if ctx.is_main:
             rate = float(summary["success_rate"])
             record = {"success_rate": rate}

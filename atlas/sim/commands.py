@@ -74,6 +74,7 @@ def evaluate(args: argparse.Namespace) -> int:
     from atlas.sim.checkpoint import load_checkpoint
     from atlas.sim.envs import check_env
     from atlas.sim.evaluate import evaluate_policy, format_table
+    from atlas.sim.rollout import RolloutSpec
 
     if args.env:
         check_env(args.env)  # before loading weights: a missing simulator is named at once
@@ -97,18 +98,14 @@ def evaluate(args: argparse.Namespace) -> int:
     print(f"checkpoint {loaded.directory} ({loaded.weights_kind} weights: {loaded.weights.name}) on {device}"
           + (f", statistics of dataset {dataset}" if dataset else ""))
     try:
+        spec = RolloutSpec(exec_horizon=exec_horizon, max_steps=max_steps, obs_horizon=obs_horizon, seed=args.seed,
+                           env=args.env, record_video=args.record_video, video_dir=str(video_dir))
         summary = evaluate_policy(
             policy,
             tasks,
             args.episodes,
-            exec_horizon=exec_horizon,
-            max_steps=max_steps,
-            obs_horizon=obs_horizon,
-            seed=args.seed,
+            spec,
             workers=args.workers,
-            record_video=args.record_video,
-            video_dir=video_dir,
-            env=args.env,
             progress=True,
             # workers reload the folder as saved (its first dataset); another --dataset goes through a temp copy
             saved=(str(loaded.directory), str(loaded.weights)) if device == "cpu" and not args.dataset else None,

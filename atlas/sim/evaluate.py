@@ -15,8 +15,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, replace
 
 from atlas.sim.envs import parse_env_tasks
 from atlas.sim.rollout import EpisodeResult, RolloutSpec, run_episodes
@@ -116,33 +115,22 @@ def evaluate_policy(
     policy,
     tasks: str | Sequence[str],
     episodes: int,
-    exec_horizon: int,
-    max_steps: int | None,
-    obs_horizon: int = 1,
-    seed: int = 1000,
+    spec: RolloutSpec,
     workers: int = 1,
-    record_video: bool = False,
-    video_dir: str | Path | None = None,
-    env: str = "metaworld",
     batch_envs: int = 10,
     progress: bool = False,
     saved: tuple[str, str | None] | None = None,
 ) -> dict:
-    """Closed-loop success rate; returns the eval.json structure (see `summarize`).
+    """Closed-loop success rate of `episodes` per task, driven as `spec` says (exec horizon, step limit,
+    observation history, first seed, environment, videos); returns the eval.json structure (see `summarize`).
 
     `saved` = (checkpoint folder, weights file) lets worker processes load the weights straight from a
     checkpoint instead of a temporary copy of `policy`.
     """
+    env, exec_horizon, max_steps, obs_horizon, seed = spec.env, spec.exec_horizon, spec.max_steps, spec.obs_horizon, spec.seed
+    if spec.video_dir is not None and not isinstance(spec.video_dir, str):
+        spec = replace(spec, video_dir=str(spec.video_dir))
     task_list = parse_env_tasks(env, list(tasks) if not isinstance(tasks, str) else tasks)
-    spec = RolloutSpec(
-        exec_horizon=exec_horizon,
-        max_steps=max_steps,
-        obs_horizon=obs_horizon,
-        seed=seed,
-        env=env,
-        record_video=record_video,
-        video_dir=str(video_dir) if video_dir else None,
-    )
     jobs = [(task, indices, spec) for task, indices in _groups(task_list, episodes, batch_envs, workers)]
     start = time.perf_counter()
     results = run_groups(policy, jobs, workers, saved, progress)

@@ -101,11 +101,12 @@ def test_atlas_eval_on_saved_policy_with_video(collected, tmp_path):
 @pytest.mark.timeout(300)
 def test_workers_give_the_same_episodes(collected):
     from atlas.sim import evaluate_policy
+    from atlas.sim.rollout import RolloutSpec
 
     policy = tiny_policy(collected[0])
-    kwargs = dict(exec_horizon=4, max_steps=12, obs_horizon=1, seed=1000)
-    one = evaluate_policy(policy, ["reach-v3", "push-v3"], 2, workers=1, **kwargs)
-    two = evaluate_policy(policy, ["reach-v3", "push-v3"], 2, workers=2, **kwargs)
+    spec = RolloutSpec(exec_horizon=4, max_steps=12, obs_horizon=1, seed=1000)
+    one = evaluate_policy(policy, ["reach-v3", "push-v3"], 2, spec, workers=1)
+    two = evaluate_policy(policy, ["reach-v3", "push-v3"], 2, spec, workers=2)
     strip = lambda s: [(e["task"], e["index"], e["seed"], e["success"], e["length"]) for e in s["per_episode"]]  # noqa: E731
     assert strip(one) == strip(two)
     assert len({e["seed"] for e in one["per_episode"]}) == 4

@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 @pytest.mark.timeout(1200)
 def test_trained_state_policy_solves_reach_and_random_does_not(tmp_path):
     from atlas.sim import collect, evaluate_policy
+    from atlas.sim.rollout import RolloutSpec
 
     data = tmp_path / "reach.hdf5"
     collect("reach-v3", 50, data, cameras="", seed=0, progress=False)
@@ -53,6 +54,6 @@ def test_trained_state_policy_solves_reach_and_random_does_not(tmp_path):
     # an untrained policy of the same shape drifts along the mean action: reach goals close to the start
     # are met by chance (measured 10-30% over four inits on these seeds), far below the trained policy
     random_init = tiny_policy(data, action_horizon=8, hidden_dim=256, seed=0)
-    chance = evaluate_policy(random_init, ["reach-v3"], 20, exec_horizon=8, max_steps=200)
+    chance = evaluate_policy(random_init, ["reach-v3"], 20, RolloutSpec(exec_horizon=8, max_steps=200))
     assert chance["success_rate"] <= 0.3, chance["tasks"]
     assert trained["success_rate"] - chance["success_rate"] >= 0.5

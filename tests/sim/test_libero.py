@@ -71,6 +71,7 @@ def test_success_is_detected_and_ends_the_episode(tmp_path):
     from atlas.sim.envs import ENVS, TASK_PARSERS, register_env
     from atlas.sim.evaluate import evaluate_policy
     from atlas.sim.libero_env import LiberoEnv, parse_libero_tasks
+    from atlas.sim.rollout import RolloutSpec
 
     env = LiberoEnv(CLOSE_DRAWER)
     assert env.instruction == "close the top drawer of the cabinet" and env.max_steps == 400
@@ -87,7 +88,7 @@ def test_success_is_detected_and_ends_the_episode(tmp_path):
     policy = tiny_policy(data, action_horizon=4)
     register_env("libero-drawer-closed", parse_libero_tasks)(lambda task: DrawerClosedAfterReset(env))
     try:
-        summary = evaluate_policy(policy, [CLOSE_DRAWER], 1, exec_horizon=4, max_steps=50, env="libero-drawer-closed")
+        summary = evaluate_policy(policy, [CLOSE_DRAWER], 1, RolloutSpec(exec_horizon=4, max_steps=50, env="libero-drawer-closed"))
     finally:
         ENVS.pop("libero-drawer-closed"), TASK_PARSERS.pop("libero-drawer-closed")
     row = summary["tasks"][CLOSE_DRAWER]

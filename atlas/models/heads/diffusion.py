@@ -5,6 +5,7 @@ derived from the config, so it is kept out of the state_dict."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -22,25 +23,27 @@ def make_betas(schedule: str, steps: int) -> torch.Tensor:
     return torch.tensor([min(1 - alpha_bar((i + 1) / steps) / alpha_bar(i / steps), 0.999) for i in range(steps)], dtype=torch.float64)
 
 
+@dataclass(frozen=True)
+class DiffusionSchedule:
+    """The DDPM/DDIM settings of a diffusion head (model.head.*)."""
+
+    num_train_timesteps: int = 100
+    num_inference_steps: int = 10
+    beta_schedule: str = "squaredcos_cap_v2"
+    prediction: str = "epsilon"
+    clip_sample: float | None = None
+
+
 class DiffusionHead(ActionHead):
-    def __init__(
-        self,
-        action_dim: int,
-        horizon: int,
-        width: int,
-        num_train_timesteps: int = 100,
-        num_inference_steps: int = 10,
-        beta_schedule: str = "squaredcos_cap_v2",
-        prediction: str = "epsilon",
-        clip_sample: float | None = None,
-        **denoiser,
-    ) -> None:
+    def __init__(self, action_dim: int, horizon: int, width: int, schedule: DiffusionSchedule | None = None,
+                 **denoiser) -> None:
         super().__init__(action_dim, horizon, width, **denoiser)
-        self.num_train_timesteps = num_train_timesteps
-        self.num_inference_steps = min(num_inference_steps, num_train_timesteps)
-        self.prediction = prediction
-        self.clip_sample = clip_sample
-        alphas_cumprod = torch.cumprod(1 - make_betas(beta_schedule, num_train_timesteps), dim=0).float()
+        schedule = schedule or DiffusionSchedule()
+        self.num_train_timesteps = schedule.num_train_timesteps
+        self.num_inference_steps = min(schedule.num_inference_steps, schedule.num_train_timesteps)
+        self.prediction = schedule.prediction
+        self.clip_sample = schedule.clip_sample
+        alphas_cumprod = torch.cumprod(1 - make_betas(schedule.beta_schedule, schedule.num_train_timesteps), dim=0).float()
         self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
 
     def loss(self, actions: torch.Tensor, run: Runner) -> torch.Tensor:

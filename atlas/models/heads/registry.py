@@ -31,12 +31,11 @@ def _flow(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionH
 
 @register_head("diffusion")
 def _diffusion(cfg: HeadConfig, action_dim: int, horizon: int, width: int) -> ActionHead:
-    from atlas.models.heads.diffusion import DiffusionHead
+    from atlas.models.heads.diffusion import DiffusionHead, DiffusionSchedule
 
-    return DiffusionHead(
-        action_dim, horizon, width, cfg.num_train_timesteps, cfg.num_inference_steps,
-        cfg.beta_schedule, cfg.prediction, cfg.clip_sample, **denoiser_options(cfg),
-    )
+    schedule = DiffusionSchedule(cfg.num_train_timesteps, cfg.num_inference_steps, cfg.beta_schedule, cfg.prediction,
+                                 cfg.clip_sample)
+    return DiffusionHead(action_dim, horizon, width, schedule, **denoiser_options(cfg))
 
 
 @register_head("l1")
