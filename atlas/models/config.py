@@ -100,7 +100,7 @@ class ModelConfig(Section):
         """Preset defaults under the given fields, so `cfg.model.action_horizon` is already the preset's."""
         if not isinstance(data, dict):
             return data
-        if data.get("pretrained"):
+        if data.get("pretrained") and isinstance(data["pretrained"], str):  # other types: the field's own error
             from atlas.models.rdt.fields import release_fields
 
             fields = release_fields(data["pretrained"])

@@ -209,7 +209,7 @@ def test_report_links_the_doctors_findings(run):
 
 
 def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, capsys):
-    assert cli_main(["doctor", str(tmp_path)]) == 1
+    assert cli_main(["doctor", str(tmp_path)]) == 2  # bad input, as for every command: one line, exit 2
     err = capsys.readouterr().err
     assert "is not a run folder" in err and "Traceback" not in err
 

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from atlas.errors import AtlasError
+from atlas.config.errors import ConfigError
 from atlas.report.run_data import RunData, load_run
 
 LOG_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) (?P<message>.*)$")
 
 
-class RunFolderError(AtlasError):
-    """The doctor was pointed at a folder that is not a run folder."""
+class RunFolderError(ConfigError):
+    """The doctor was pointed at a folder that is not a run folder: bad input, one line, exit 2."""
 
 
 def is_run_folder(path: str | Path) -> bool:
