@@ -4,6 +4,7 @@
 #   ./quickstart.sh                 # everything, in the current python (or $VENV if set)
 #   VENV=.venv ./quickstart.sh      # create/use a virtual environment first
 #   EPISODES=10 EVAL_EPISODES=10 ./quickstart.sh    # a faster, rougher run
+#   SKIP_INSTALL=1 TRAIN_ARGS="training.max_steps=20" ./quickstart.sh   # extra KEY=VALUE overrides (CI's smoke)
 #
 # Output: data/mt10.hdf5, runs/quickstart/ (checkpoints, metrics, eval.json) and a success table with
 # the scripted expert's own success rate beside each task.
@@ -16,6 +17,7 @@ WORKERS=${WORKERS:-$(python3 -c 'import os; print(max(1, min(8, (os.cpu_count() 
 DATA=${DATA:-data/mt10.hdf5}
 RUN=${RUN:-runs/quickstart}
 CONFIG=${CONFIG:-atlas/configs/train_config.yaml}
+TRAIN_ARGS=${TRAIN_ARGS:-}         # extra KEY=VALUE overrides for atlas train
 TASKS=reach-v3,push-v3,pick-place-v3,door-open-v3,drawer-open-v3,drawer-close-v3,button-press-topdown-v3,peg-insert-side-v3,window-open-v3,window-close-v3
 
 if [[ -n "${VENV:-}" ]]; then
@@ -30,14 +32,16 @@ START=$SECONDS
 phase() { PHASES+="$1=$(( SECONDS - T0 ))s "; T0=$SECONDS; }
 T0=$SECONDS; PHASES=""
 echo "== 1/5 install"
-if ! $PY -c 'import torch' 2>/dev/null; then
+if [[ -n "${SKIP_INSTALL:-}" ]]; then
+  echo "(SKIP_INSTALL set: using the installed packages)"
+elif ! $PY -c 'import torch' 2>/dev/null; then
   if command -v nvidia-smi >/dev/null 2>&1; then
     $PY -m pip install torch                 # a CUDA build where there is a GPU
   else
     $PY -m pip install "torch==2.13.0"       # the CPU wheel (a plain `torch` would pull a CUDA build)
   fi
 fi
-$PY -m pip install -e ".[sim,language]"
+[[ -n "${SKIP_INSTALL:-}" ]] || $PY -m pip install -e ".[sim,language]"
 
 phase install
 echo "== 2/5 collect MT10 expert demos ($EPISODES per task, $WORKERS workers) -> $DATA"
@@ -51,7 +55,8 @@ fi
 
 phase collect
 echo "== 3/5 train -> $RUN"
-$PY -m atlas.cli train --config "$CONFIG" --output-dir "$RUN" --resume auto data.path="$DATA"
+# shellcheck disable=SC2086 - TRAIN_ARGS is a list of KEY=VALUE words
+$PY -m atlas.cli train --config "$CONFIG" --output-dir "$RUN" --resume auto data.path="$DATA" $TRAIN_ARGS
 
 phase train
 echo "== 4/5 evaluate ($EVAL_EPISODES episodes per task)"
