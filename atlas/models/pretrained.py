@@ -69,7 +69,9 @@ class PretrainedSource:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The source's tensors on the CPU, LoRA adapters (of a LoRA fine-tune) merged into their base weights."""
         if self.kind == "rdt-release":
-            state = _rdt_release().load_release_state_dict(self.directory)
+            from atlas.models.rdt.release import load_release_state_dict
+
+            state = load_release_state_dict(self.directory)
         else:
             state = load_weights(self.weights)
         lora = (self.config().get("model") or {}).get("lora")
@@ -94,15 +96,6 @@ class PretrainedSource:
         return shapes
 
 
-def _rdt_release():
-    try:
-        from atlas.models.rdt import release
-    except ImportError:
-        raise ConfigError("model.pretrained: RDT release folders (config.json + pytorch_model.bin) need "
-                          "atlas.models.rdt, which this installation does not have") from None
-    return release
-
-
 def _is_atlas_config(folder: Path) -> bool:
     try:
         config = json.loads((folder / CONFIG_NAME).read_text())
@@ -118,10 +111,8 @@ def _is_rdt_release(path: Path) -> bool:
         return True
     if _is_atlas_config(path):
         return False
-    try:
-        from atlas.models.rdt.release import is_rdt_release
-    except ImportError:  # a foreign config.json beside model.safetensors: RDT's layout, refused clearly by _rdt
-        return (path / WEIGHTS_NAME).is_file()
+    from atlas.models.rdt.release import is_rdt_release
+
     return bool(is_rdt_release(path))
 
 
@@ -168,7 +159,6 @@ def _file(path: Path, checkpoint: str, weights: str) -> PretrainedSource:
 
 
 def _rdt(path: Path, checkpoint: str, weights: str) -> PretrainedSource:
-    _rdt_release()  # a clear error now when atlas.models.rdt is absent
     return PretrainedSource(path, "rdt-release", path, None, "rdt")
 
 
@@ -315,6 +305,15 @@ def load_into(policy: nn.Module, cfg, source: PretrainedSource | None = None) ->
     report = compare({k: tuple(v.shape) for k, v in target.items()}, {k: tuple(v.shape) for k, v in state.items()},
                      cfg.pretrained_reinit, source.label())
     report.notes = list(source.notes)
+    if source.kind == "rdt-release":  # RDT's release holds its network; the encoders come from their own folders
+        from atlas.models.rdt.release import RELEASE_MODULES
+
+        encoders = [n for n in report.missing if n.split(".")[0] not in RELEASE_MODULES]
+        report.missing = [n for n in report.missing if n.split(".")[0] in RELEASE_MODULES]
+        if encoders:
+            modules = sorted({n.split(".")[0] for n in encoders})
+            report.notes.append(f"RDT's release holds no {'/'.join(modules)} weights: those come from "
+                                f"model.{'/'.join(modules)} ({len(encoders)} tensors)")
     _raise_if_strict(report, cfg)
     with torch.no_grad():
         for name in report.loaded:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -171,19 +170,6 @@ def test_missing_and_unexpected_tensors_are_named_and_reinit_prefixes_checked(ba
     cfg, _, policy = fresh_policy([f"model.pretrained={file}", "model.pretrained_reinit=[actionhead]"])
     with pytest.raises(ConfigError, match="pretrained_reinit: no tensor of the policy starts with 'actionhead'"):
         load_into(policy, cfg.model)
-
-
-@pytest.mark.timeout(60)
-def test_rdt_release_folder_without_the_rdt_package_is_a_clear_error(tmp_path):
-    if importlib.util.find_spec("atlas.models.rdt") is not None:
-        pytest.skip("atlas.models.rdt is present: its own tests cover RDT release folders")
-    for weights in ("pytorch_model.bin", "model.safetensors"):  # RDT ships either, beside its own config.json
-        folder = tmp_path / weights
-        folder.mkdir()
-        (folder / "config.json").write_text('{"action_dim": 128}')
-        (folder / weights).write_bytes(b"")
-        with pytest.raises(ConfigError, match="RDT release folders .* need atlas.models.rdt"):
-            resolve_source(folder)
 
 
 @pytest.mark.timeout(240)

@@ -171,3 +171,22 @@ def test_memory_options_keep_the_loss_and_gradients():
         out = policy(b)
     out["loss_sum"].backward()
     assert torch.isfinite(out["loss"]) and policy.model.blocks[0].norm1.weight.grad.dtype == torch.float32
+
+
+@needs_fixture
+def test_model_pretrained_takes_rdt_release_weights_through_the_loader():
+    """`model.pretrained: <RDT's release folder>` through the same loader `atlas train` calls: all 114 release
+    tensors loaded bitwise, nothing missing or unexpected in the network, the encoders left to their folders."""
+    from atlas.models.pretrained import load_into
+
+    cfg = ModelConfig(preset="rdt", pretrained=str(FIXTURE), **FIXTURE_ENCODERS)
+    m = DatasetMeta(state_dim=8, action_dim=8, cameras=["front"], image_size=(24, 24), tasks=["t0"],
+                    instructions={"t0": "do it"})
+    policy = build_policy(cfg, m, Normalizer({}))
+    report = load_into(policy, cfg)
+    release = load_release_state_dict(FIXTURE)
+    assert sorted(report.loaded) == sorted(release) and len(report.loaded) == 114
+    assert report.missing == [] and report.unexpected == [] and report.mismatched == []
+    assert any("come from model." in note for note in report.notes)
+    state = policy.state_dict()
+    assert all(torch.equal(state[name], tensor) for name, tensor in release.items())
