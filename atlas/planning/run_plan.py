@@ -92,16 +92,14 @@ class RunPlan:
     mfu_basis: dict | None = None
     notes: tuple[str, ...] = ()  # what the plan decided and why: one log line each
     warnings: tuple[str, ...] = ()  # what the user should know before spending the GPU time
-    # planner.Plan objects behind `memory` ("configured", "suggested"), for `atlas plan`'s rendering
+    # planner.Plan objects behind `memory_plan` ("configured", "suggested", and "run": the one this run does, the
+    # suggestion once auto_micro_batch applied it), for `atlas plan`'s rendering
     planner: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def planned(self):
-        """The planner's view of the run this plan does (the suggestion once auto_micro_batch applied it)."""
-        if not self.planner:
-            return None
-        applied = any(n.startswith("auto_micro_batch") for n in self.notes)
-        return self.planner["suggested" if applied else "configured"]
+        """The planner's view of the run this plan does (None without a GPU)."""
+        return self.planner.get("run")
 
     @property
     def steps_per_epoch(self) -> int | None:
@@ -122,12 +120,6 @@ class RunPlan:
     def with_samples(self, samples_per_epoch: int) -> RunPlan:
         """The same plan once the dataset's size is known (steps per epoch follow from it)."""
         return replace(self, samples_per_epoch=samples_per_epoch)
-
-    def with_split(self, micro_batch_size: int, gradient_accumulation_steps: int) -> RunPlan:
-        """After an out-of-memory back-off: the effective batch (and so the LR) unchanged."""
-        if micro_batch_size * gradient_accumulation_steps * self.world_size != self.effective_batch_size:
-            raise ValueError("a new split must keep the effective batch")
-        return replace(self, micro_batch_size=micro_batch_size, gradient_accumulation_steps=gradient_accumulation_steps)
 
     def to_dict(self) -> dict:
         """plan.json: the plan alone (no config lookups)."""
@@ -245,7 +237,10 @@ def resolve_run_plan(cfg: AtlasConfig, hardware: Hardware | None = None, resumed
             memory, planner, memory_warnings = None, {}, [f"memory planner failed ({err}); training with the "
                                                            "configured micro-batch"]
         warnings += memory_warnings
-        if memory is not None and mo.auto_micro_batch and not resumed:
+        applied = memory is not None and mo.auto_micro_batch and not resumed
+        if planner:
+            planner = {**planner, "run": planner["suggested" if applied else "configured"]}
+        if applied:
             s = memory["suggested"]
             ckpt, mea = s["gradient_checkpointing"], s["memory_efficient_attention"]
             batch = replace(batch, micro_batch_size=s["micro_batch_size"],
