@@ -263,6 +263,8 @@ def compile_case(name: str, overrides: list[str], out: Path) -> dict:
         timed = [r for r in rows[5:] if "samples_per_s" in r] or rows
         sides[side] = {"samples_per_s": statistics.median(r["samples_per_s"] for r in timed),
                        "mfu": statistics.median(r.get("mfu", 0.0) for r in timed),
+                       "data_wait_ms": statistics.median(r.get("time/data_wait_ms", 0.0) for r in timed),
+                       "step_ms": statistics.median(r.get("time/step_ms", 0.0) for r in timed),
                        "compile_s": summary["time_s"].get("compile", 0.0), "losses": [r["loss"] for r in rows]}
     diff = max(abs(a - b) for a, b in zip(sides["eager"]["losses"], sides["compiled"]["losses"]))
     return {"case": name, "max_loss_difference": diff,

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from atlas.engine.faults import SaveFaults
+from atlas.engine.weight_files import WeightFileError, read_weights
 from atlas.errors import AtlasError
 from atlas.models.base import WEIGHTS_NAME as WEIGHTS  # the one name of a policy's weights file
 
@@ -231,13 +232,12 @@ def load_torch(path: Path):
 
 
 def load_weights(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
-    """A safetensors file, or a CheckpointError naming it (truncated, not safetensors, ...)."""
-    from safetensors.torch import load_file
-
+    """A safetensors weight file, whole (an EMA file's rest read from its raw file: weight_files.py), or a
+    CheckpointError naming it (truncated, not safetensors, ...)."""
     try:
-        return load_file(str(path), device=device)
-    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError, ...: the file is unusable
-        raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from None
+        return read_weights(path, device)
+    except WeightFileError as err:
+        raise CheckpointError(f"{path}: {err}") from None
 
 
 def read_pointer(checkpoints: Path, name: str) -> Path | None:
@@ -546,7 +546,7 @@ class Checkpointer:
             nonlocal final
             o.policy.save_pretrained(tmp, state_dict=contents["weights"])
             if contents["ema"] is not None:
-                o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"])
+                o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"], rest_in_raw=True)
             torch.save(contents["optimizer"], tmp / "optimizer.pt")
             if contents["scaler"] is not None:
                 torch.save(contents["scaler"], tmp / "scaler.pt")
@@ -574,8 +574,9 @@ class Checkpointer:
         it (resolve_resume has already checked the manifest's sizes and checksums)."""
         o = self.objects
         if o.ema is not None and (path / "ema" / WEIGHTS).is_file():
-            full = load_weights(path / "ema" / WEIGHTS, str(o.ctx.device))
-            o.ema.load_state_dict(o.strategy.scatter(full, o.ema.state_dict()))
+            averaged = o.ema.state_dict()
+            full = {k: v for k, v in load_weights(path / "ema" / WEIGHTS, str(o.ctx.device)).items() if k in averaged}
+            o.ema.load_state_dict(o.strategy.scatter(full, averaged))
         o.strategy.load_optimizer_state(o.policy, o.optimizer, load_torch(path / "optimizer.pt"))
         if o.scaler is not None and (path / "scaler.pt").is_file():
             o.scaler.load_state_dict(load_torch(path / "scaler.pt"))

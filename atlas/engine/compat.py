@@ -18,13 +18,12 @@ from atlas.engine.checkpoint import CheckpointError
 
 def checkpoint_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
     """{tensor name: shape} of a safetensors file, read from its header (no tensor is loaded)."""
-    from safetensors import safe_open
+    from atlas.engine.weight_files import WeightFileError, weight_shapes
 
     try:
-        with safe_open(str(weights), framework="pt") as f:
-            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    except Exception as err:  # noqa: BLE001 - SafetensorError, OSError ...: the file is unusable
-        raise CheckpointError(f"{weights}: not a readable safetensors file ({type(err).__name__}: {err})") from None
+        return weight_shapes(weights)
+    except WeightFileError as err:
+        raise CheckpointError(f"{weights}: {err}") from None
 
 
 def shape_differences(saved: dict[str, tuple[int, ...]], policy: nn.Module, limit: int = 6) -> list[str]:

@@ -125,6 +125,13 @@ def all_reduce_sum(tensor: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return tensor
 
 
+def all_reduce_sum_async(tensor: torch.Tensor, ctx: DistContext):
+    """Start a sum all-reduce in place; the returned work's `wait()` completes it (None: one process)."""
+    if not ctx.distributed:
+        return None
+    return dist.all_reduce(tensor, op=dist.ReduceOp.SUM, async_op=True)
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.distributed:
         dist.barrier()

@@ -4,7 +4,11 @@ Built after the strategy has set the model up, and sharded alongside it: each ra
 each parameter it holds (`Strategy.local_tensor`). Under FSDP that is the parameter's DTensor shard,
 under ZeRO-3 its flat partition `param.ds_tensor`. So the EMA costs 4 bytes per parameter divided by
 the world size and no communication per step; checkpoints and evaluation gather it (the strategy's
-`gather`), resumes cut the full saved EMA back to partitions (`scatter`)."""
+`gather`), resumes cut the full saved EMA back to partitions (`scatter`).
+
+Only the trainable parameters (and the buffers) are kept: the average of a frozen weight is the weight,
+so a frozen MiniLM or VGGT costs the EMA no memory and its checkpoint file no bytes (the file says where
+the rest is: atlas/engine/weight_files.py)."""
 
 from __future__ import annotations
 
@@ -31,10 +35,12 @@ class EMA:
         named = dict(model.named_parameters())
         self.shadow = {}
         for key, value in model.state_dict().items():
+            if key in named and not named[key].requires_grad:
+                continue  # frozen: the raw weight is its own average
             value = (local(named[key]) if key in named else value).detach()
             self.shadow[key] = value.clone().float() if value.is_floating_point() else value.clone()
         # resolved once: the update runs every optimizer step
-        trainable = [n for n, p in named.items() if p.requires_grad]
+        trainable = [n for n in self.shadow if n in named]
         self._params = [named[n] for n in trainable]
         self._shadows = [self.shadow[n] for n in trainable]
         self._buffers = [(self.shadow[n], b) for n, b in model.named_buffers() if n in self.shadow]

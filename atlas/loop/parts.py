@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from atlas.config import AtlasConfig
+from atlas.data.device_copies import DeviceCopies
 from atlas.data.loader import BatchSplit, StepBatches
 from atlas.data.registry import DataBundle, build_data
 from atlas.data.sampler import SampleStream
@@ -67,6 +68,7 @@ class RunParts:
     clock: StepClock
     guard: NonFiniteGuard
     timers: PhaseTimers
+    device_copies: DeviceCopies  # CUDA: the next micro-batch's copy overlaps the current one's compute
     num_parameters: int
     trainable_parameters: int
     pretrained: dict | None = None  # model.pretrained's load report and normalization (plan.json `pretrained`)
@@ -136,16 +138,20 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
     watch.attach(policy)
     stream = SampleStream(len(data.train), tc.seed, cfg.data.sampling, data.train.episode_ranges)
     split = BatchSplit(state.micro_batch_size, state.gradient_accumulation_steps, ctx.world_size, ctx.rank)
-    batches = StepBatches(data.train, stream, split, state.samples_seen, cfg.data_loading,
-                          pin_memory=ctx.device.type == "cuda")
+    loading = cfg.data_loading.model_copy(update={"num_workers": plan.loader_workers})  # sized by the plan
+    batches = StepBatches(data.train, stream, split, state.samples_seen, loading, pin_memory=ctx.device.type == "cuda")
+    device_copies = DeviceCopies(ctx.device)
+    if device_copies.overlapped:
+        log.info("input pipeline: pinned host batches, each micro-batch copied to the GPU on a side stream while "
+                 "the one before it computes; normalization and augmentation run on the GPU")
     lc = cfg.logging
     metrics = MetricLogger(run_dir, ctx.is_main, lc.tensorboard,
                            {"project": lc.wandb_project, "mode": lc.wandb_mode} if lc.wandb else None)
     return RunParts(cfg, plan, ctx, log, data, policy, model, strategy, objects,
                     [p for p in policy.parameters() if p.requires_grad], checkpointer, stream, batches, metrics,
                     autocast_factory(ctx.device, plan.mixed_precision), clock,
-                    NonFiniteGuard(watch, tc.max_nonfinite_steps, ctx, log), PhaseTimers(), num_params, num_trainable,
-                    pretrained)
+                    NonFiniteGuard(watch, tc.max_nonfinite_steps, ctx, log), PhaseTimers(), device_copies, num_params,
+                    num_trainable, pretrained)
 
 
 def _log_layout(strategy: Strategy, policy: torch.nn.Module, ema: EMA | None, ctx: D.DistContext,

@@ -33,25 +33,58 @@ class StepResult:
     compiled_graphs: int = 0  # graphs torch.compile built during this step (its time is compile time)
 
 
-def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool) -> tuple[bool, bool, torch.Tensor,
-                                                                                          torch.Tensor]:
-    """Forward/backward every micro-batch; (any rank out of memory, any rank asked to stop, loss sum, valid).
+class StepTotals:
+    """This step's valid-element count over all ranks (the loss's denominator) and whether any rank was
+    asked to stop. Several processes: one all-reduce started before the first forward and waited on only
+    when the first loss is scaled, so its latency hides behind that forward; the stop flag rides on it and
+    is read after the step's one host sync. One process: host numbers, no collective, no sync."""
 
-    The stop flag rides on the all-reduce of the valid-element count, so ranks agree at no extra cost."""
+    def __init__(self, ctx: D.DistContext, valid_here: float, stop_requested: bool) -> None:
+        self.ctx = ctx
+        self._stop = stop_requested
+        self._valid: torch.Tensor | None = None
+        self._pending = None
+        if ctx.distributed:
+            self._counts = torch.tensor([valid_here, float(stop_requested)], device=ctx.device)
+            self._pending = D.all_reduce_sum_async(self._counts, ctx)
+        else:  # a fill on the device, not a host-to-device copy (which would wait for the stream)
+            self._valid = torch.full((1,), max(1.0, valid_here), device=ctx.device)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            self._pending.wait()
+            self._pending = None
+
+    def total_valid(self) -> torch.Tensor:
+        if self._valid is None:
+            self._wait()
+            self._valid = self._counts[:1].clamp_min(1.0)
+        return self._valid
+
+    def scale(self) -> torch.Tensor:
+        """world_size / total valid elements: what each rank's loss sum is multiplied by (DDP averages)."""
+        return self.ctx.world_size / self.total_valid()
+
+    def stop_any(self) -> bool:
+        if not self.ctx.distributed:
+            return self._stop
+        self._wait()
+        return bool(self._counts[1].item() > 0)
+
+
+def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool) -> tuple[bool, StepTotals,
+                                                                                          torch.Tensor]:
+    """Forward/backward every micro-batch; (any rank out of memory, the step's totals, this rank's loss sum)."""
     ctx, strategy = parts.ctx, parts.strategy
-    counts = torch.tensor([float(sum(valid_elements(mb) for mb in micro_batches)), float(stop_requested)],
-                          device=ctx.device)
-    counts = D.all_reduce_sum(counts, ctx)
-    total_valid, stop_any = counts[:1].clamp_min(1.0), bool(counts[1].item() > 0)
-    scale = ctx.world_size / total_valid
+    totals = StepTotals(ctx, float(sum(valid_elements(mb) for mb in micro_batches)), stop_requested)
     catch_oom = parts.cfg.memory_optimization.dynamic_batch_size
     oom = False
     step_loss = torch.zeros((), device=ctx.device)
-    for i, micro_batch in enumerate(micro_batches):
+    for i, micro_batch in enumerate(parts.device_copies.ahead(micro_batches)):
         try:
             with strategy.sync(parts.model, enabled=i == len(micro_batches) - 1), parts.autocast():
                 out = parts.model(parts.data.transform(micro_batch, ctx.device, train=True))
-                loss = out["loss_sum"].float() * scale
+                loss = out["loss_sum"].float() * totals.scale()
             strategy.backward(parts.model, loss, parts.objects.scaler)
             step_loss += out["loss_sum"].detach().float()
         except torch.OutOfMemoryError:
@@ -59,18 +92,19 @@ def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool)
                 raise
             oom = True
             break
-    if catch_oom:
+    totals.total_valid()  # the count's all-reduce is complete before any other collective starts
+    if catch_oom and ctx.distributed:  # every rank backs off together
         oom = bool(D.all_reduce_sum(torch.tensor([float(oom)], device=ctx.device), ctx).item() > 0)
-    return oom, stop_any, step_loss, total_valid.squeeze() / ctx.world_size
+    return oom, totals, step_loss
 
 
 def _forward_backward(parts: RunParts, state: TrainerState, step: int, micro_batches: list[dict],
-                      stop_requested: bool) -> tuple[bool, torch.Tensor, torch.Tensor]:
+                      stop_requested: bool) -> tuple[StepTotals, torch.Tensor]:
     """All micro-batches of the step; after an out-of-memory error the same samples again in halves."""
     while True:
-        oom, stop, loss_sum, valid = accumulate(parts, micro_batches, stop_requested)
+        oom, totals, loss_sum = accumulate(parts, micro_batches, stop_requested)
         if not oom:
-            return stop, loss_sum, valid
+            return totals, loss_sum
         parts.optimizer.zero_grad(set_to_none=True)
         batches = parts.batches
         new_micro, new_acc, message = halve(batches.micro, batches.accumulation, step)
@@ -94,7 +128,7 @@ def run_step(parts: RunParts, state: TrainerState, step: int, stop_requested: bo
     lr = learning_rate_at(step, parts.plan.learning_rate, tc.lr_scheduler, tc.warmup_steps, tc.max_steps, tc.min_lr)
     apply_learning_rate(parts.optimizer, lr)
     with timers.phase("forward_backward"):
-        stop, loss_sum, valid = _forward_backward(parts, state, step, micro_batches, stop_requested)
+        totals, loss_sum = _forward_backward(parts, state, step, micro_batches, stop_requested)
     o = parts.objects
     with timers.phase("optimizer"):
         grad_norm, finite = parts.strategy.step(parts.trainable, o.optimizer, o.scaler, tc.max_grad_norm)
@@ -106,6 +140,7 @@ def run_step(parts: RunParts, state: TrainerState, step: int, stop_requested: bo
             latest = parts.checkpointer.store.pointer("latest")
             parts.guard.skip(step, state, o.optimizer, o.scaler, str(latest) if latest else None)
     state.step, state.samples_seen = step, parts.batches.position
+    stop, valid = totals.stop_any(), totals.total_valid().squeeze() / parts.ctx.world_size
     # a non-finite step stays out of the logged loss, so metrics.jsonl never holds NaN
     ok = torch.isfinite(loss_sum)
     zero = torch.zeros_like(loss_sum)

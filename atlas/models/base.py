@@ -17,11 +17,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from atlas.data.episodes import DatasetMeta
 from atlas.data.normalize import Normalizer
+from atlas.engine.weight_files import read_weights, write_weights
 from atlas.models.config import ModelConfig
 
 WEIGHTS_NAME = "model.safetensors"
@@ -86,11 +86,14 @@ class Policy(nn.Module):
     def num_parameters(self, trainable: bool | None = None) -> int:
         return sum(p.numel() for p in self.parameters() if trainable is None or p.requires_grad == trainable)
 
-    def save_pretrained(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    def save_pretrained(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None,
+                        rest_in_raw: bool = False) -> None:
+        """`rest_in_raw`: `state_dict` holds only some tensors (an EMA's), the others are in ../model.safetensors
+        (atlas/engine/weight_files.py)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = state_dict if state_dict is not None else self.state_dict()
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(directory / WEIGHTS_NAME))
+        write_weights(tensors, directory / WEIGHTS_NAME, rest_in_raw=rest_in_raw)
         config = {"model": self.cfg.model_dump(mode="json"), "meta": self.meta.to_dict()}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
         (directory / NORMALIZATION_NAME).write_text(json.dumps(self.normalizer.to_dict()))
@@ -107,6 +110,6 @@ class Policy(nn.Module):
         config = json.loads((directory / CONFIG_NAME).read_text())
         normalizer = Normalizer.from_dict(json.loads((directory / NORMALIZATION_NAME).read_text()))
         policy = build_policy(ModelConfig(**config["model"]), DatasetMeta.from_dict(config["meta"]), normalizer)
-        state = load_file(str(weights or directory / WEIGHTS_NAME), device="cpu")
+        state = read_weights(weights or directory / WEIGHTS_NAME)
         policy.load_state_dict(state)
         return policy.to(device)

@@ -87,10 +87,9 @@ class PretrainedSource:
         """Tensor shapes without reading the tensors (safetensors header); RDT's reader for its release."""
         if self.kind == "rdt-release":
             return {k: tuple(v.shape) for k, v in self.state_dict().items()}
-        from safetensors import safe_open
+        from atlas.engine.compat import checkpoint_shapes
 
-        with safe_open(str(self.weights), "pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        shapes = checkpoint_shapes(self.weights)
         if any(is_adapter(k) for k in shapes):  # merged on load: the adapters never reach the new policy
             shapes = {k: v for k, v in shapes.items() if not is_adapter(k)}
         return shapes

@@ -85,6 +85,7 @@ class RunPlan:
     mixed_precision: str
     gradient_checkpointing: bool
     memory_efficient_attention: bool
+    loader_workers: int = 0  # DataLoader workers per process: data_loading.num_workers, sized on a GPU
     profile: str | None = None
     samples_per_epoch: int | None = None
     memory_plan: dict | None = None  # on a GPU: {"budget_gb", "configured": {...}, "suggested": {...}}
@@ -135,6 +136,7 @@ class RunPlan:
         out.training.mixed_precision = self.mixed_precision
         out.memory_optimization.gradient_checkpointing = self.gradient_checkpointing
         out.memory_optimization.memory_efficient_attention = self.memory_efficient_attention
+        out.data_loading.num_workers = self.loader_workers
         return out
 
 
@@ -172,6 +174,30 @@ def _check_compile(cfg: AtlasConfig, accumulation: int) -> None:
             f"training.compile_mode={t.compile_mode} captures CUDA graphs, whose output buffers the next replay "
             f"overwrites: that breaks with {why}. Use training.compile_mode=default or "
             "max-autotune-no-cudagraphs, or one micro-batch per step")
+
+
+GPU_DEFAULT_WORKERS = 4  # per process, when a GPU run left data_loading.num_workers at 0 and does not preload
+
+
+def _loader_workers(cfg: AtlasConfig, hardware: Hardware) -> tuple[int, list[str]]:
+    """DataLoader workers per process. On a GPU: at most one core per process less than the cores each
+    process has (the loop needs one), and a run that reads from disk with 0 workers gets some, so the GPU
+    does not wait on decoding (time/data_wait_ms shows it). On the CPU the configured number stands: the
+    workers and the model share the same cores, and that trade is the user's."""
+    wanted = cfg.data_loading.num_workers
+    if not hardware.has_gpu:
+        return wanted, []
+    cores = hardware.cpu_cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    cores = cores or 1
+    spare = max(0, cores // max(1, hardware.world_size) - 1)
+    if wanted == 0 and not cfg.data_loading.preload_data:
+        chosen = min(GPU_DEFAULT_WORKERS, spare)
+        return chosen, ([f"data_loading.num_workers 0 -> {chosen} per process on a GPU (reads from disk; "
+                         f"{cores} CPU cores for {hardware.world_size} process(es))"] if chosen else [])
+    if wanted > spare:
+        return spare, [f"data_loading.num_workers {wanted} -> {spare} per process: {cores} CPU cores for "
+                       f"{hardware.world_size} process(es) leave one core each for the training loop"]
+    return wanted, []
 
 
 def _memory_plan(cfg: AtlasConfig, hardware: Hardware, batch: BatchPlan, precision: str, probe) -> tuple:
@@ -247,6 +273,8 @@ def resolve_run_plan(cfg: AtlasConfig, hardware: Hardware | None = None, resumed
                             gradient_accumulation_steps=s["gradient_accumulation_steps"])
             notes.append(f"auto_micro_batch: micro-batch {batch.micro_batch_size}, accumulation "
                          f"{batch.gradient_accumulation_steps} (checkpointing={ckpt}, efficient attention={mea})")
+    workers, worker_note = _loader_workers(cfg, hardware)
+    notes += worker_note
     mfu_basis = None
     if planner and hardware.peak_tflops:
         flops = planner["configured"].probe.train_flops_per_sample
@@ -256,6 +284,7 @@ def resolve_run_plan(cfg: AtlasConfig, hardware: Hardware | None = None, resumed
         world_size=batch.world_size, effective_batch_size=batch.effective_batch_size,
         base_learning_rate=batch.base_learning_rate, learning_rate=batch.learning_rate, lr_scaling=batch.lr_scaling,
         base_batch_size=batch.base_batch_size, min_lr=cfg.training.min_lr, mixed_precision=precision,
-        gradient_checkpointing=ckpt, memory_efficient_attention=mea, profile=cfg.profile, memory_plan=memory,
+        gradient_checkpointing=ckpt, memory_efficient_attention=mea, loader_workers=workers, profile=cfg.profile,
+        memory_plan=memory,
         mfu_basis=mfu_basis, notes=tuple(notes), warnings=tuple(warnings), planner=planner,
     )

@@ -7,6 +7,7 @@ Every function returns the written path, or None when the run has nothing to dra
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,14 +18,29 @@ from atlas.report.run_data import RunData
 from atlas.sim.wilson import wilson_interval
 
 
-def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
-    """Debiased exponential moving average (TensorBoard's smoothing); weight grows with the run's length."""
-    if weight is None:
-        weight = 0.0 if len(values) < 5 else min(0.95, 1.0 - 5.0 / len(values))
-    out, avg = [], 0.0
-    for i, value in enumerate(values, start=1):
-        avg = weight * avg + (1.0 - weight) * value
-        out.append(avg / (1.0 - weight**i) if weight > 0 else value)
+def smooth(values: Sequence[float], half_width: int | None = None, log: bool = False) -> list[float]:
+    """A centred local linear fit: point i is the least-squares line through values[i-k .. i+k], read at i.
+
+    Centred, so a falling loss is not drawn late (a one-sided average, TensorBoard's EMA included, lags
+    the curve and lies above a falling one for the whole run). Near the ends the window is cut to the
+    points there are, and the fitted line (not a plain mean) keeps the first and last points on the
+    trend instead of pulling them toward the middle. `log`: fitted in log space, so on a log axis the
+    line runs through the middle of the noise band. half_width defaults to 5 % of the points (at least 2)."""
+    n = len(values)
+    if n < 3:
+        return list(values)
+    k = half_width if half_width is not None else max(2, n // 20)
+    use_log = log and all(v > 0 for v in values)
+    ys = [math.log(v) for v in values] if use_log else [float(v) for v in values]
+    out = []
+    for i in range(n):
+        window = range(max(0, i - k), min(n, i + k + 1))
+        xm = sum(window) / len(window)
+        ym = sum(ys[j] for j in window) / len(window)
+        sxx = sum((j - xm) ** 2 for j in window)
+        slope = sum((j - xm) * (ys[j] - ym) for j in window) / sxx if sxx else 0.0
+        fit = ym + slope * (i - xm)
+        out.append(math.exp(fit) if use_log else fit)
     return out
 
 
@@ -75,12 +91,13 @@ def plot_loss(run: RunData, path: Path) -> Path | None:
     if not steps and not val_steps:
         return None
     fig, ax = _figure("loss", "loss")
+    log_y = all(v > 0 for v in values + val_values)
     if steps:
         ax.plot(steps, values, alpha=0.35, marker=_marker(len(steps)), label="train loss (raw)")
-        ax.plot(steps, smooth(values), linewidth=2, label="train loss (smoothed)")
+        ax.plot(steps, smooth(values, log=log_y), linewidth=2, label="train loss (centred moving average)")
     if val_steps:
         ax.plot(val_steps, val_values, marker="o", label="val_loss")
-    if all(v > 0 for v in values + val_values):
+    if log_y:
         ax.set_yscale("log")
     ax.legend(fontsize="small")
     return _save(fig, path)

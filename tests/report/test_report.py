@@ -128,7 +128,31 @@ def test_wilson_interval_and_smoothing() -> None:
     low, high = wilson_interval(3, 10)
     assert low == pytest.approx(0.1078, abs=1e-4) and high == pytest.approx(0.6032, abs=1e-4)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
-    assert smooth([2.0] * 50) == pytest.approx([2.0] * 50)  # debiased: no ramp from zero
+    assert smooth([2.0] * 50) == pytest.approx([2.0] * 50)  # no ramp from zero
     noisy = [1.0 + (0.5 if i % 2 else -0.5) for i in range(100)]
     tail = smooth(noisy)[50:]
     assert max(tail) - min(tail) < 0.3
+    assert smooth([float(i) for i in range(30)]) == pytest.approx(list(range(30)))  # a trend is kept, ends too
+
+
+def test_smoothed_loss_tracks_a_falling_noisy_curve() -> None:
+    """A loss falling 100x with +-30 % noise (what the quickstart logs): the smoothed line must run through
+    the raw points, not above them (a lagging average lies above a falling curve everywhere), and be
+    closer to the noise-free curve than the raw points are."""
+    import math
+    import random
+
+    rng = random.Random(0)
+    n = 100
+    truth = [2.0 * math.exp(-4.6 * i / n) for i in range(n)]
+    raw = [t * math.exp(rng.gauss(0.0, 0.3)) for t in truth]
+    line = smooth(raw, log=True)
+    above = sum(s > r for s, r in zip(line, raw)) / n
+    assert 0.3 < above < 0.7, above
+    err = sum(abs(math.log(s / t)) for s, t in zip(line, truth)) / n
+    err_raw = sum(abs(math.log(r / t)) for r, t in zip(raw, truth)) / n
+    assert err < 0.5 * err_raw, (err, err_raw)
+    bias = sum(math.log(s / t) for s, t in zip(line, truth)) / n  # a lagging average: ~ +0.9 here
+    assert abs(bias) < 0.05, bias
+    ends = [abs(math.log(line[i] / truth[i])) for i in (*range(5), *range(n - 5, n))]
+    assert sum(ends) / len(ends) < 0.25, ends  # the ends on the trend, not pulled toward the middle

@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 from atlas.config import load_config
 from atlas.data.collate import collate_samples
+from atlas.data.device_copies import DeviceCopies
 from atlas.data.registry import build_data
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 from atlas.engine import distributed as D
@@ -39,7 +40,8 @@ for accumulation in (1, 4):
     sampler = EffectiveBatchSampler(SampleStream(len(data.train), 0), 2, accumulation, ctx.world_size, ctx.rank)
     # the parts of a run `accumulate` reads, around this hand-built DDP model
     parts = SimpleNamespace(ctx=ctx, strategy=Strategy(ctx), model=model, autocast=contextlib.nullcontext,
-                            data=data, objects=SimpleNamespace(scaler=None), cfg=cfg)
+                            data=data, objects=SimpleNamespace(scaler=None), cfg=cfg,
+                            device_copies=DeviceCopies(ctx.device))
     steps = 3
     for step in range(steps):
         micro_batches = [collate_samples([data.train[i] for i in mb]) for mb in sampler.step_indices(step * 4 * accumulation)]

@@ -49,7 +49,9 @@ def unsharded_copy(strategy: Strategy, policy: nn.Module, weights: dict[str, tor
                     fresh) -> Iterator[nn.Module | None]:
     """Every rank takes part in gathering the full (EMA) weights; rank 0 evaluates an unsharded copy
     (a sharded forward on rank 0 alone would wait forever for the others' all-gather)."""
-    full = strategy.gather(weights if weights is not None else strategy.local_state(policy))
+    full = strategy.gather(strategy.local_state(policy))
+    if weights is not None:  # the EMA's tensors over the raw ones (it does not average frozen weights)
+        full.update(strategy.gather(weights))
     if not strategy.ctx.is_main:
         yield None
         return
