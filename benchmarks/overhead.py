@@ -14,9 +14,14 @@ sides read batches through the same reader (`atlas.data.loader.StepBatches`, one
 sampler's order), so data cost is identical and process start-up, data building and model building are
 outside the clock. The Atlas side reads the loop's own timers from the run summary (`time_s.loop`: the
 whole step loop with logging, validation and the interval and final checkpoints; `time_s.checkpoint`:
-the saves), nothing in the loop is patched. Repetitions alternate bare/Atlas so drift in machine load
-hits both; the headline is median/median of wall time. Process CPU time (all threads, so TensorBoard's
-writer thread counts against Atlas) is printed beside it: on a shared machine it is the steadier figure.
+the saves), nothing in the loop is patched. Repetitions alternate the order (bare first on even ones,
+Atlas first on odd ones) so drift in machine load hits both; the headline is the median of the PAIRED
+per-repetition ratios (Atlas/bare of the same repetition) with a 95 % percentile-bootstrap interval of that
+median and the range over repetitions (benchmarks/stats.py). Process CPU time (all threads, so
+TensorBoard's writer thread counts against Atlas) is printed beside it: on a shared machine it is the
+steadier figure. Checkpoints: each run writes 5 (its length / 5 apart, as a 5000-step quickstart run
+saving every 1000 writes 5), and the fixed costs (per step: (atlas - bare)/steps with the saves taken out
+of both sides; per save: (atlas - bare) save seconds / saves) are projected onto that real run.
 
 torch.set_num_threads(1) (unless --threads): the machine is a shared 2-core CPU, and one intra-op thread
 makes small-model step times stable (OpenMP spin-waits on a busy machine otherwise dominate).
@@ -45,18 +50,23 @@ from atlas.data.sampler import SampleStream  # noqa: E402
 from atlas.engine.optim import adamw_kernel  # noqa: E402
 from atlas.models.registry import build_policy  # noqa: E402
 from atlas.train import train  # noqa: E402
+from benchmarks.stats import alternating, load_average, paired_ratios, summarize_ratios  # noqa: E402
 
 MICRO, ACCUMULATION, LR = 8, 2, 1e-3
 
-# name -> (model/data overrides, steps, checkpoint interval); atlas-small needs 64 px images.
+# name -> (model/data overrides, steps); atlas-small needs 64 px images.
 MODELS = {
-    "mlp": (["model.preset=mlp", "data.image_size=0"], 300, 100),
-    "atlas-small": (["model.preset=atlas-small", "data.image_size=64"], 40, 20),
+    "mlp": (["model.preset=mlp", "data.image_size=0"], 300),
+    "atlas-small": (["model.preset=atlas-small", "data.image_size=64"], 40),
 }
 QUICK = {
-    "mlp": (["model.preset=mlp", "data.image_size=0"], 40, 20),
-    "atlas-tiny": (["model.preset=atlas-tiny", "data.image_size=32"], 10, 5),
+    "mlp": (["model.preset=mlp", "data.image_size=0"], 40),
+    "atlas-tiny": (["model.preset=atlas-tiny", "data.image_size=32"], 10),
 }
+# A real run (the quickstart's): 5000 steps, a checkpoint every 1000. Each benchmark run writes as many saves
+# (SAVES_PER_RUN, the interval scaled to its length), and the projection to the real run uses the measured
+# per-step and per-save costs.
+REAL_STEPS, REAL_INTERVAL, SAVES_PER_RUN = 5000, 1000, 5
 
 
 def make_config(model_overrides: list[str], steps: int, checkpoint_interval: int):
@@ -118,6 +128,34 @@ def time_bare(cfg, root: Path) -> tuple[float, float, float]:
     return elapsed, cpu, saving
 
 
+def save_count(steps: int, interval: int) -> int:
+    """Checkpoints a run of `steps` writes at `interval` (the periodic ones plus the final one)."""
+    return steps // interval + (steps % interval != 0)
+
+
+def measure(name: str, cfg, reps: int, root: Path) -> dict:
+    """Alternating repetitions (bare first on even ones); per repetition the paired ratios and differences."""
+    rows = []
+    for rep in range(reps):
+        got = {}
+        for side in alternating(rep, "bare", "atlas"):
+            got[side] = time_bare(cfg, root / name / f"bare_{rep}") if side == "bare" else time_atlas(cfg, root / name, rep)
+        rows.append(got)
+        print(f"  {name} rep {rep}: bare {got['bare'][0]:.2f} s, atlas {got['atlas'][0]:.2f} s (load {load_average()})", flush=True)
+    return {
+        "bare": [r["bare"] for r in rows], "atlas": [r["atlas"] for r in rows],
+        "wall": summarize_ratios(paired_ratios([r["atlas"][0] for r in rows], [r["bare"][0] for r in rows])),
+        "cpu": summarize_ratios(paired_ratios([r["atlas"][1] for r in rows], [r["bare"][1] for r in rows])),
+        "no_save": summarize_ratios(paired_ratios([r["atlas"][0] - r["atlas"][2] for r in rows], [r["bare"][0] - r["bare"][2] for r in rows])),
+        # the fixed cost per step and per save, paired differences (atlas - bare) of the same repetition
+        "step_ms": summarize_ratios([1e3 * ((r["atlas"][0] - r["atlas"][2]) - (r["bare"][0] - r["bare"][2])) / cfg.training.max_steps
+                                     for r in rows]),
+        "bare_step_ms": statistics.median(1e3 * (r["bare"][0] - r["bare"][2]) / cfg.training.max_steps for r in rows),
+        "save_s": summarize_ratios([(r["atlas"][2] - r["bare"][2]) / save_count(cfg.training.max_steps, cfg.training.checkpoint_interval)
+                                    for r in rows]),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI: mlp and atlas-tiny, few steps, 2 repetitions")
@@ -128,33 +166,32 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 5)
     models = QUICK if args.quick else MODELS
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, {reps} alternating repetitions; "
-          f"micro {MICRO} x accumulation {ACCUMULATION}")
-    ratios = {}
+          f"micro {MICRO} x accumulation {ACCUMULATION}; load {load_average()}")
+    headline = {}
     with tempfile.TemporaryDirectory(prefix="atlas_overhead_") as tmp:
-        for name, (overrides, steps, ckpt) in models.items():
-            cfg = make_config(overrides, steps, ckpt)
-            bare, ours = [], []
-            for rep in range(reps):
-                order = (("bare", "atlas") if rep % 2 == 0 else ("atlas", "bare"))
-                for side in order:
-                    if side == "bare":
-                        bare.append(time_bare(cfg, Path(tmp) / name / f"bare_{rep}"))
-                    else:
-                        ours.append(time_atlas(cfg, Path(tmp) / name, rep))
-            b, a = statistics.median(r[0] for r in bare), statistics.median(r[0] for r in ours)
-            bc, ac = statistics.median(r[1] for r in bare), statistics.median(r[1] for r in ours)
-            bs, as_ = statistics.median(r[2] for r in bare), statistics.median(r[2] for r in ours)
-            no_save = statistics.median(r[0] - r[2] for r in ours) / statistics.median(r[0] - r[2] for r in bare)
-            ratios[name] = (a / b, ac / bc)
-            print(f"{name:12s} steps {steps:4d}  wall: bare {1000 * b / steps:7.2f} ms/step, atlas {1000 * a / steps:7.2f} "
-                  f"ms/step, ratio {a / b:.3f}  |  cpu: bare {1000 * bc / steps:7.2f}, atlas {1000 * ac / steps:7.2f} "
-                  f"ms/step, ratio {ac / bc:.3f}", flush=True)
-            print(f"{'':12s} checkpoint saves per run: bare {bs:.3f} s, atlas {as_:.3f} s; wall ratio without the "
-                  f"saves on either side {no_save:.3f}", flush=True)
-            print(f"{'':12s} wall per run (s): bare {' '.join(f'{r[0]:.2f}' for r in bare)}; "
-                  f"atlas {' '.join(f'{r[0]:.2f}' for r in ours)}", flush=True)
-    print("overhead Atlas/bare (step loop, goal <= 1.05) wall [cpu]: "
-          + ", ".join(f"{k} {w:.3f} [{c:.3f}]" for k, (w, c) in ratios.items()))
+        for name, (overrides, steps) in models.items():
+            interval = max(1, steps // SAVES_PER_RUN)
+            cfg = make_config(overrides, steps, interval)
+            m = measure(name, cfg, reps, Path(tmp))
+            saves = save_count(steps, interval)
+            b_wall = statistics.median(r[0] for r in m["bare"])
+            a_wall = statistics.median(r[0] for r in m["atlas"])
+            # a real run: REAL_STEPS steps, a checkpoint every REAL_INTERVAL (the quickstart's), from the measured costs
+            real_saves = save_count(REAL_STEPS, REAL_INTERVAL)
+            bare_real = REAL_STEPS * m["bare_step_ms"] / 1e3 + real_saves * statistics.median(r[2] for r in m["bare"]) / saves
+            extra_real = REAL_STEPS * m["step_ms"].median / 1e3 + real_saves * m["save_s"].median
+            projected = 1 + extra_real / bare_real
+            headline[name] = (m["wall"].median, m["cpu"].median)
+            print(f"{name:12s} steps {steps}, checkpoint every {interval} ({saves} saves, as many as a {REAL_STEPS}-step run "
+                  f"saving every {REAL_INTERVAL}); median wall per run bare {b_wall:.2f} s, atlas {a_wall:.2f} s")
+            print(f"{'':12s} wall ratio {m['wall'].text()}")
+            print(f"{'':12s} cpu  ratio {m['cpu'].text()}")
+            print(f"{'':12s} wall ratio without either side's saves {m['no_save'].text()}")
+            print(f"{'':12s} fixed cost per step (atlas - bare, saves excluded) {m['step_ms'].text(2)} ms on a bare step of "
+                  f"{m['bare_step_ms']:.2f} ms; per save {m['save_s'].text(3)} s")
+            print(f"{'':12s} projected for {REAL_STEPS} steps saving every {REAL_INTERVAL}: Atlas/bare {projected:.3f}", flush=True)
+    print(f"overhead Atlas/bare (step loop, paired median, goal <= 1.05; load {load_average()}) wall [cpu]: "
+          + ", ".join(f"{k} {w:.3f} [{c:.3f}]" for k, (w, c) in headline.items()))
     return 0
 
 

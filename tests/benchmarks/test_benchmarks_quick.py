@@ -88,9 +88,13 @@ def test_sim_throughput_quick() -> None:
 def test_policy_baseline_quick() -> None:
     pytest.importorskip("metaworld")
     lines = run_quick("policy_baseline.py", timeout=420)
-    found = figures(lines[-1], rf"policy_baseline: atlas {NUMBER} vs baseline {NUMBER} .* atlas/baseline {NUMBER}")
-    (ours, base, ratio), = found
+    found = figures(lines[-1], rf"policy_baseline: atlas {NUMBER} vs baseline {NUMBER} .*paired Newcombe 95% \[([-+][0-9.]+), "
+                               rf"([-+][0-9.]+)\], margin 0.03: (not worse|worse|not shown).* (\d+)/2 pairs .* atlas/baseline {NUMBER}")
+    (ours, base, low, high, _, accepted, ratio), = found
     assert 0 <= float(ours) <= 1 and 0 <= float(base) <= 1 and 0.1 < float(ratio) < 10
+    assert -1 <= float(low) <= float(ours) - float(base) <= float(high) <= 1
+    assert int(accepted) >= 1  # the pair where Atlas trains first gives the bare side Atlas's own time: equal by construction
+    assert sum(line.startswith("seed ") and " bare: " in line for line in lines) == 2  # two seeds, a bare run each
 
 
 def test_optimizer_kernel_quick() -> None:
