@@ -8,13 +8,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-from tests.data.data_h5files import write_aloha, write_robomimic
-
 import hdf5_grammar as H
+import pytest
+
 from atlas.config import ConfigError, load_config
 from atlas.data.errors import DataError
 from atlas.data.registry import build_data
+from tests.data.data_h5files import write_aloha, write_robomimic
 
 LAYOUTS = {
     "robomimic": (["data.format=robomimic", "data.obs_keys=[state]", "data.image_keys=[corner2_image]"], H.ROBOMIMIC_REQUIRED),
