@@ -21,6 +21,16 @@ _WORDS_FOR = {False: ("no", "off", "false", "none"), True: ("yes", "on", "true")
 MAX_INT = 2**53
 
 
+def switch_value(value: Any) -> bool | None:
+    """A boolean written as a boolean or as a YAML 1.1 word (`on`, `off`, `yes`, `no`, any case), else None:
+    how a section that is also a switch (`data.image_aug: off`, `model.lora: on`) reads its value."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return next((b for b, words in _WORDS_FOR.items() if value.lower() in words + (("null",) if not b else ())), None)
+    return None
+
+
 def _word_choices(annotation: Any) -> tuple[str, ...]:
     """The string values of a Literal annotation (also inside Optional/Union), else ()."""
     if typing.get_origin(annotation) is typing.Literal:

@@ -48,9 +48,10 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return nested
 
 
-def canonicalize(layer: dict) -> dict:
+def canonicalize(layer: dict, moved: dict[str, str] | None = None) -> dict:
     """Move the seeds' duplicate keys to their canonical place within one layer, so a later layer's
-    `memory_optimization.num_workers` beats an earlier layer's `data_loading.num_workers`."""
+    `memory_optimization.num_workers` beats an earlier layer's `data_loading.num_workers`; `moved` collects
+    {canonical key: the seed's key it was written as}, so an error names the key the user wrote."""
     out = copy.deepcopy(layer)
     for seed_key, canonical_key in DUPLICATED_SETTINGS:
         seed_section, seed_name = seed_key.split(".")
@@ -69,6 +70,8 @@ def canonicalize(layer: dict) -> dict:
                 f"set one of them (they are the same setting)"
             )
         target[name] = value
+        if moved is not None:
+            moved[canonical_key] = seed_key
     return out
 
 
@@ -131,19 +134,26 @@ def load_profile(name: str) -> dict:
     return data
 
 
-def build_config(layers: dict, source: str = "") -> AtlasConfig:
+def build_config(layers: dict, source: str = "", written_as: dict[str, str] | None = None) -> AtlasConfig:
+    """Validate merged layers; errors name fields as `written_as` says they were written (see canonicalize)."""
     try:
         return AtlasConfig.model_validate(layers)
     except ValidationError as err:
-        raise describe_validation_error(err, AtlasConfig, source) from None
+        raise describe_validation_error(err, AtlasConfig, source, written_as) from None
 
 
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None, profile: str | None = None
 ) -> AtlasConfig:
     """Resolve a config; `profile` (from --profile) wins over the file's own `profile:` key."""
-    file_layer = canonicalize(config_layer(read_yaml(path), path)) if path else {}
-    override_layer = canonicalize(parse_overrides(overrides or []))
+    moved: dict[str, str] = {}
+    file_layer = canonicalize(config_layer(read_yaml(path), path), moved) if path else {}
+    raw_overrides = parse_overrides(overrides or [])
+    for canonical in list(moved):  # an override of the canonical key replaces the file's seed-place value
+        section, name = canonical.split(".")
+        if isinstance(raw_overrides.get(section), dict) and name in raw_overrides[section]:
+            del moved[canonical]
+    override_layer = canonicalize(raw_overrides, moved)
     profile_name = override_layer.get("profile") or profile or file_layer.get("profile")
     layers: dict = {}
     if profile_name:
@@ -152,7 +162,7 @@ def load_config(
     layers = deep_merge(layers, {k: v for k, v in override_layer.items() if k != "profile"})
     if profile_name:
         layers["profile"] = layers.get("profile", profile_name)
-    return build_config(layers, source=str(path) if path else "(overrides)")
+    return build_config(layers, source=str(path) if path else "(overrides)", written_as=moved)
 
 
 def dump_config(cfg: AtlasConfig, path: str | Path) -> None:

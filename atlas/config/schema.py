@@ -7,7 +7,7 @@ from this schema (`python -m atlas.config.reference`).
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from atlas.config.base import Section
 from atlas.data.config import DataConfig, DataLoadingConfig
@@ -40,6 +40,15 @@ class AtlasConfig(Section):
     )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Metric sinks.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Closed-loop evaluation in simulation.")
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        from atlas.config.loader import PROFILES
+
+        if value is not None and value not in (*PROFILES, "auto"):
+            raise ValueError(f"unknown profile {value!r}; valid: {', '.join(PROFILES)}, auto")
+        return value
 
     @model_validator(mode="after")
     def _merge_duplicated_settings(self) -> AtlasConfig:

@@ -60,19 +60,23 @@ def episode_problem(group: h5py.Group, layout: KeyLayout, path: str, name: str,
                 f"{where(path, name, key)}: has {rows} steps but {layout.action} has {length}; "
                 "state, images and actions must have one row per step"
             )
+    for label in ["action"] + [k for k in datasets if k.startswith("state:")]:
+        if datasets[label].dtype.kind not in "biuf":
+            key = layout.datasets()[label]
+            return 0, f"{where(path, name, key)}: values of dtype {datasets[label].dtype}; expected numbers (float or int)"
     problem = width_problem(datasets, layout, path, name, widths)
     if problem:
         return 0, problem
-    try:
-        for label in ["action"] + [k for k in datasets if k.startswith("state:")]:
+    for label in ["action"] + [k for k in datasets if k.startswith("state:")]:
+        key = layout.datasets()[label]
+        try:
             values = np.asarray(datasets[label][()], dtype=np.float64)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                first = tuple(int(i) for i in np.argwhere(bad)[0])
-                key = layout.datasets()[label]
-                return 0, f"{where(path, name, key)}: {int(bad.sum())} non-finite values (NaN/inf), first at index {first}"
-    except (OSError, ValueError, TypeError) as err:
-        return 0, f"{where(path, name)}: unreadable data ({err})"
+        except (OSError, ValueError, TypeError) as err:
+            return 0, f"{where(path, name, key)}: unreadable data ({err})"
+        bad = ~np.isfinite(values)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            return 0, f"{where(path, name, key)}: {int(bad.sum())} non-finite values (NaN/inf), first at index {first}"
     return length, None
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from atlas.config.base import Section
+from atlas.config.base import Section, switch_value
 
 NORMALIZATION_MODES = ("mean_std", "min_max", "quantile", "none")
 
@@ -28,7 +28,9 @@ class ImageAugConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _from_bool(cls, value):
-        return {"enabled": value} if isinstance(value, bool) else value
+        """`image_aug: true` (or on/yes) turns the defaults on, `false` (or off/no) off."""
+        switch = switch_value(value)
+        return {"enabled": switch} if switch is not None else value
 
 
 SHARED_BY_MIXTURE = ("mixture", "batch_size", "sampling", "obs_horizon")
@@ -125,6 +127,11 @@ class DataConfig(Section):
     @field_validator("normalization")
     @classmethod
     def _check_normalization(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        """`off`/`no`/`false` (YAML 1.1 booleans, read as words) mean `none`."""
+        def word(mode: str) -> str:
+            return "none" if mode not in NORMALIZATION_MODES and switch_value(mode) is False else mode
+
+        value = {k: word(v) for k, v in value.items()} if isinstance(value, dict) else word(value)
         modes = value.values() if isinstance(value, dict) else [value]
         for mode in modes:
             if mode not in NORMALIZATION_MODES:

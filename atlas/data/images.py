@@ -44,8 +44,11 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     """Encoded image bytes → uint8 H×W×3 RGB."""
     pil = _pil()
     if pil is not None:
-        with pil.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
+        try:
+            with pil.open(io.BytesIO(data)) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, ValueError, SyntaxError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise DataError(f"bytes {bytes(data[:8])!r}... are not an encoded image; expected JPEG or PNG ({type(err).__name__})") from None
     cv2 = _cv2()
     if cv2 is not None:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

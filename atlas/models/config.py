@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from atlas.config.base import Section
+from atlas.config.base import Section, switch_value
 from atlas.models.fusion.config import FusionConfig
 from atlas.models.heads.config import HeadConfig
 from atlas.models.language.config import LanguageConfig
@@ -81,11 +81,10 @@ class ModelConfig(Section):
     @classmethod
     def _lora_switch(cls, value: Any) -> Any:
         """`lora: true` (or yes/on) turns LoRA on with its defaults; false (or no/off/none) turns it off."""
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "false", "no", "off", "none", "null"):
-            value = value.lower() in ("true", "yes", "on")
-        if value is True:
-            return {}
-        return None if value is False else value
+        switch = switch_value(value)
+        if switch is None:
+            return value
+        return {} if switch else None
 
     @field_validator("pretrained_checkpoint")
     @classmethod

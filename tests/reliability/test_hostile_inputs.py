@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from config_grammar import names_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -23,9 +24,11 @@ from atlas.config import AtlasConfig, ConfigError, load_config
 from atlas.config.loader import build_config
 from atlas.data.errors import DataError
 
-CONFIG_CASES = 400
-OVERRIDE_CASES = 300
-HDF5_CASES = 300
+# random junk (the grammar-aware fuzz in test_config_grammar_fuzz.py / test_hdf5_grammar_fuzz.py goes deep);
+# derandomized: the same cases on every CI run
+CONFIG_CASES = 200
+OVERRIDE_CASES = 150
+HDF5_CASES = 100
 
 
 def _leaves(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -66,13 +69,14 @@ def _nest(pairs: list[tuple[str, object]]) -> dict:
 
 
 def _names_a_field(message: str, keys: list[str]) -> bool:
-    """The error names one of the keys that were set (its last part at least: `training.max_steps` or
-    `max_steps`), or one of its ancestors when the value replaced a whole section."""
-    return any(part and part in message for key in keys for part in key.split("."))
+    """The error names one of the keys that were set, or the section or unknown key above it that the
+    check stopped at, as a whole dotted path (`training.lr` is not named by `training.min_lr`)."""
+    prefixes = {".".join(key.split(".")[:n]) for key in keys for n in range(1, key.count(".") + 2)}
+    return any(names_path(message, prefix) for prefix in prefixes if prefix)
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=CONFIG_CASES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=CONFIG_CASES, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(KEYS, VALUES), min_size=1, max_size=3))
 def test_any_config_is_valid_or_one_config_error_naming_the_field(pairs):
     layers = _nest(pairs)
@@ -89,13 +93,13 @@ OVERRIDE_TEXT = st.one_of(st.text(max_size=16), st.sampled_from(["[", "{a: 1", "
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=OVERRIDE_CASES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=OVERRIDE_CASES, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(FIELDS) | KEYS, OVERRIDE_TEXT), min_size=1, max_size=3))
-def test_any_key_value_override_is_valid_or_one_config_error(pairs):
+def test_any_key_value_override_is_valid_or_one_config_error_naming_the_key(pairs):
     try:
         load_config(None, [f"{k}={v}" for k, v in pairs])
     except ConfigError as err:
-        assert str(err)
+        assert _names_a_field(str(err), [k.strip() for k, _ in pairs]), str(err)
     # anything else (TypeError, ValueError, ...) fails the test with its traceback
 
 
@@ -112,7 +116,7 @@ def test_an_override_that_is_not_yaml_is_a_config_error(text):
 
 
 @pytest.mark.timeout(300)
-@settings(max_examples=100, deadline=None, database=None)
+@settings(max_examples=100, deadline=None, database=None, derandomize=True)
 @given(st.one_of(st.text(max_size=60), VALUES.map(lambda v: yaml.safe_dump(v))))
 def test_any_yaml_file_is_valid_or_one_config_error(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("yaml") / "config.yaml"
@@ -165,7 +169,7 @@ def hdf5_case(draw):
 
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore:.*has std 0")  # constant columns: the statistics' own warning
-@settings(max_examples=HDF5_CASES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=HDF5_CASES, deadline=None, database=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(hdf5_case())
 def test_any_hdf5_file_is_read_or_one_clear_error(tmp_path_factory, case):
     from atlas.data.registry import build_data
