@@ -6,7 +6,8 @@ the code that runs in production. So each injector acts inside the real path (a 
 forward, a step inside `CheckpointStore.commit`), is read from the environment once per run, and does
 nothing unless its variable is set:
 
-  ATLAS_INJECT_OOM_AT_STEP=S[:RANK]         a real torch.OutOfMemoryError in the forward of step S (oom.py)
+  ATLAS_INJECT_OOM_AT_STEP=S[:RANK[:MICRO]] a real torch.OutOfMemoryError in the forward of step S (oom.py),
+                                            in its MICRO-th micro-batch (0-based; default 0)
   ATLAS_INJECT_NAN_AT_STEP=S[:COUNT[:grad]] the forward's losses become NaN for COUNT steps from S (default
                                             1); with :grad the losses stay finite and their gradient is inf
                                             (what an fp16 overflow in backward looks like)
