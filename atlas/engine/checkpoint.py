@@ -11,6 +11,7 @@ its temp folder and leaves every earlier checkpoint and pointer as they were (`S
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -271,6 +272,7 @@ class CheckpointStore:
         self.root = Path(root)
         self.total_limit = total_limit
         self.faults = SaveFaults.from_env()
+        self.writing: str | None = None  # the file of the save in progress being written (named if it fails)
 
     def step_dirs(self) -> list[Path]:
         """Checkpoint folders named exactly as Atlas names them, oldest first (anything else is left alone)."""
@@ -298,15 +300,24 @@ class CheckpointStore:
         for stale in self.root.glob(".tmp-step_*") if self.root.is_dir() else []:
             shutil.rmtree(stale, ignore_errors=True)  # left by a killed save; never pointed to
         tmp = self.tmp_dir(step)
+        self.writing = None
         tmp.mkdir(parents=True)
         return tmp
+
+    def write_file(self, step: int, name: str, write: Callable[[], None]) -> None:
+        """Write one file (or a file and its small companions) of the save of `step`, `name` relative to the
+        temp folder: a failure is then reported naming it (a full disk's OSError from write() names none)."""
+        self.writing = name
+        write()
+        self.faults.wrote(step, self.tmp_dir(step), name)
+        self.writing = None
 
     def commit(self, step: int, best: bool = False) -> Path:
         """Seal the temp folder: manifest, fsync, rename, then swap `latest` (and `best`)."""
         tmp = self.tmp_dir(step)
         self.faults.begin_save()
         self.faults.at("files", step, tmp)
-        write_manifest(tmp)
+        self.write_file(step, MANIFEST, lambda: write_manifest(tmp))
         _fsync_tree(tmp)
         self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
@@ -342,7 +353,8 @@ class CheckpointStore:
         except OSError:
             free = f"free space on {self.root} unknown"
         kept = f"latest is still {previous.name}, intact" if previous is not None else "no earlier checkpoint exists"
-        return SaveFailed(f"could not write checkpoint {step_dir_name(step)}: {type(err).__name__}: {err}. "
+        writing, self.writing = (f" (writing {self.writing})" if self.writing else ""), None
+        return SaveFailed(f"could not write checkpoint {step_dir_name(step)}{writing}: {type(err).__name__}: {err}. "
                           f"A checkpoint {need}; {free}. Earlier checkpoints were left as they were ({kept}).")
 
     def guarded_write(self, step: int, write: Callable[[], None]) -> SaveFailed | None:
@@ -483,7 +495,7 @@ class Checkpointer:
 
         def write_rng() -> None:
             (tmp / "rng").mkdir(exist_ok=True)
-            torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt")
+            store.write_file(step, f"rng/rank_{ctx.rank}.pt", lambda: torch.save(rng_state(), tmp / "rng" / f"rank_{ctx.rank}.pt"))
 
         failure = failure or store.guarded_write(step, write_rng)
         any_failed = D.all_reduce_sum(torch.tensor([float(failure is not None)], device=ctx.device), ctx).item() > 0
@@ -544,12 +556,14 @@ class Checkpointer:
 
         def write_main() -> None:
             nonlocal final
-            o.policy.save_pretrained(tmp, state_dict=contents["weights"])
+            write = functools.partial(store.write_file, step)  # each file named if its write fails
+            write(WEIGHTS, lambda: o.policy.save_pretrained(tmp, state_dict=contents["weights"]))
             if contents["ema"] is not None:
-                o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"], rest_in_raw=True)
-            torch.save(contents["optimizer"], tmp / "optimizer.pt")
+                write(f"ema/{WEIGHTS}", lambda: o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"],
+                                                                      rest_in_raw=True))
+            write("optimizer.pt", lambda: torch.save(contents["optimizer"], tmp / "optimizer.pt"))
             if contents["scaler"] is not None:
-                torch.save(contents["scaler"], tmp / "scaler.pt")
+                write("scaler.pt", lambda: torch.save(contents["scaler"], tmp / "scaler.pt"))
             (tmp / SCHEDULER).write_text(json.dumps({**self.settings.schedule, "step": step}))
             (tmp / TRAINER_STATE).write_text(json.dumps(contents["trainer_state"], indent=2))
             shutil.copyfile(store.root.parent / "config.yaml", tmp / "config.yaml")  # rendered once at start

@@ -6,12 +6,16 @@ the code that runs in production. So each injector acts inside the real path (a 
 forward, a step inside `CheckpointStore.commit`), is read from the environment once per run, and does
 nothing unless its variable is set:
 
-  ATLAS_INJECT_OOM_AT_STEP=S[:RANK]         a real torch.OutOfMemoryError in the forward of step S (oom.py)
+  ATLAS_INJECT_OOM_AT_STEP=S[:RANK[:MICRO]] a real torch.OutOfMemoryError in the forward of step S (oom.py),
+                                            in its MICRO-th micro-batch (0-based; default 0)
   ATLAS_INJECT_NAN_AT_STEP=S[:COUNT[:grad]] the forward's losses become NaN for COUNT steps from S (default
                                             1); with :grad the losses stay finite and their gradient is inf
                                             (what an fp16 overflow in backward looks like)
   ATLAS_INJECT_HANG_AT_STEP=S:SECONDS[:val] sleep in the forward of step S (training, or validation with :val)
-  ATLAS_INJECT_ENOSPC_AT_STEP=S             the checkpoint of step S fails with OSError(ENOSPC) mid-write
+  ATLAS_INJECT_ENOSPC_AT_STEP=S[:FILE]      the checkpoint of step S fails with OSError(ENOSPC) part-way through
+                                            writing FILE (model.safetensors, ema/model.safetensors, optimizer.pt,
+                                            ...; default manifest.json, the last file): the real writer writes it,
+                                            the injector cuts it to half and raises what a full disk raises
   ATLAS_INJECT_KILL_IN_SAVE=K[:PHASE]       the K-th checkpoint save of this process pauses (logging a line
                                             and sleeping) so a test can SIGKILL it there; PHASE is where:
                                             files (written, no manifest), rename (sealed, not renamed; the
@@ -109,9 +113,10 @@ class FaultInjector(OOMInjector):
 
 @dataclass
 class SaveFaults:
-    """Injectors inside `CheckpointStore.commit` (the save path every rank-0 checkpoint takes)."""
+    """Injectors inside the checkpoint's save path (`CheckpointStore.write_file` and `commit`)."""
 
     enospc_step: int = 0
+    enospc_file: str = "manifest.json"  # the checkpoint file (relative to its folder) whose write fails
     pause_save: int = 0  # 1-based index of the save to pause in (0: never)
     pause_phase: str = "rename"
     saves: int = 0
@@ -121,6 +126,8 @@ class SaveFaults:
         enospc = os.environ.get("ATLAS_INJECT_ENOSPC_AT_STEP", "")
         kill = os.environ.get("ATLAS_INJECT_KILL_IN_SAVE", "")
         faults = cls(enospc_step=_ints(enospc, "ATLAS_INJECT_ENOSPC_AT_STEP", 1)[0] if enospc else 0)
+        if enospc.count(":"):
+            faults.enospc_file = enospc.split(":", 1)[1]
         if kill:
             index, _, phase = kill.partition(":")
             faults.pause_save = _ints(index, "ATLAS_INJECT_KILL_IN_SAVE", 1)[0]
@@ -132,14 +139,18 @@ class SaveFaults:
     def begin_save(self) -> None:
         self.saves += 1
 
+    def wrote(self, step: int, folder: os.PathLike, name: str) -> None:
+        """Called after each file of a checkpoint is written; fails the targeted one as a full disk would: the
+        file left half-written and an OSError(ENOSPC) without a file name (what a write() raises)."""
+        if self.enospc_step != step or name != self.enospc_file:
+            return
+        self.enospc_step = 0  # once: later saves succeed (on_save_error: continue)
+        target = os.path.join(folder, name)
+        os.truncate(target, os.path.getsize(target) // 2)
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected: ATLAS_INJECT_ENOSPC_AT_STEP)")
+
     def at(self, phase: str, step: int, folder: os.PathLike) -> None:
-        """Called by commit at each phase; pauses or fails there when asked to."""
-        if phase == "files" and self.enospc_step == step:
-            self.enospc_step = 0  # once: later saves succeed (on_save_error: continue)
-            target = os.path.join(folder, "manifest.json")
-            with open(target, "wb") as f:  # the device fills up part-way through a real write
-                f.write(b'{"files": {')
-            raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected: ATLAS_INJECT_ENOSPC_AT_STEP)", target)
+        """Called by commit at each phase; pauses there when asked to."""
         if self.pause_save and self.saves == self.pause_save and phase == self.pause_phase:
             log.warning(f"injected pause in the save of step {step} (phase {phase}, pid {os.getpid()}): "
                         "waiting to be killed (ATLAS_INJECT_KILL_IN_SAVE)")

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from extras import require_extra
 
 REPO = Path(__file__).resolve().parents[2]
 NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
@@ -78,7 +79,7 @@ def test_planner_accuracy_quick() -> None:
 
 @pytest.mark.slow
 def test_sim_throughput_quick() -> None:
-    pytest.importorskip("metaworld")
+    require_extra("sim")
     lines = run_quick("sim_throughput.py", timeout=300)
     (rate,) = figures(lines[-1], rf"HEADLINE collection with \d+px images: {NUMBER} frames/s")
     assert float(rate) > 0
@@ -86,7 +87,7 @@ def test_sim_throughput_quick() -> None:
 
 @pytest.mark.slow
 def test_policy_baseline_quick() -> None:
-    pytest.importorskip("metaworld")
+    require_extra("sim")
     lines = run_quick("policy_baseline.py", timeout=420)
     found = figures(lines[-1], rf"policy_baseline: atlas {NUMBER} vs baseline {NUMBER} .*paired Newcombe 95% \[([-+][0-9.]+), "
                                rf"([-+][0-9.]+)\], margin 0.03: (not worse|worse|not shown).* (\d+)/2 pairs .* atlas/baseline {NUMBER}")

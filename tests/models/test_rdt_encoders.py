@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from extras import require_extra
 
 from atlas.config.errors import ConfigError
 from atlas.data.episodes import DatasetMeta
@@ -21,7 +22,7 @@ from atlas.models.rdt.release import load_release_state_dict
 from atlas.models.registry import build_policy
 from atlas.models.vision.hf import HFVision
 
-transformers = pytest.importorskip("transformers")
+transformers = require_extra("hf")
 FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "rdt_tiny"
 WORDS = "pick up the red block open drawer put cup on plate".split()
 META = DatasetMeta(state_dim=8, action_dim=8, cameras=["front"], image_size=(24, 24), tasks=["t0", "t1"],

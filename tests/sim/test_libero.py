@@ -11,11 +11,12 @@ import json
 import numpy as np
 import pytest
 import yaml
+from extras import require_extra
 
 from tests.data.data_h5files import write_libero_demo
 from tests.sim.helpers import run_atlas, tiny_policy
 
-pytest.importorskip("libero.libero", reason="LIBERO is not installed: pip install -e '.[libero]'")
+require_extra("libero")
 
 pytestmark = pytest.mark.sim
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 
 import pytest
+from extras import require_extra
 from train_helpers import REPO
 
 MT10 = 10
@@ -18,7 +19,7 @@ MT10 = 10
 @pytest.mark.sim
 @pytest.mark.timeout(900)
 def test_quickstart_runs_end_to_end_at_tiny_sizes(tmp_path):
-    pytest.importorskip("metaworld")
+    require_extra("sim")
     env = {**os.environ, "SKIP_INSTALL": "1", "EPISODES": "2", "EVAL_EPISODES": "1", "WORKERS": "2",
            "DATA": str(tmp_path / "mt10.hdf5"), "RUN": str(tmp_path / "run"), "OMP_NUM_THREADS": "1",
            "TRAIN_ARGS": "training.max_steps=20 training.warmup_steps=2 training.val_interval=10 "

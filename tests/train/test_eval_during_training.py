@@ -4,11 +4,12 @@ success_rate (and per task) to metrics.jsonl; `checkpoints/best` can follow it."
 from __future__ import annotations
 
 import pytest
+from extras import require_extra
 from train_helpers import read_metrics, train_run
 
 from atlas.engine.checkpoint import CheckpointStore
 
-pytest.importorskip("metaworld")
+require_extra("sim")
 
 
 @pytest.mark.slow

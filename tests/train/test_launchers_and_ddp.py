@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from extras import require_extra
 from train_helpers import TINY, assert_close, final_weights, torchrun, train_run
 
 pytestmark = [pytest.mark.slow]
@@ -83,7 +84,7 @@ def test_one_gradient_allreduce_per_optimizer_step(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_accelerate_cpu_mode_is_caught(tmp_path):
-    pytest.importorskip("accelerate")
+    require_extra("test", "accelerate")
     proc = subprocess.run(
         ["accelerate", "launch", "--cpu", "--num_processes", "2", "-m", "atlas.train", "--config",
          str(HERE / "empty.yaml"), "--output-dir", str(tmp_path / "run"), *TINY],
