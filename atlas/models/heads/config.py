@@ -26,8 +26,8 @@ class HeadConfig(Section):
         "transformer",
         description="flow/diffusion: transformer: noisy action tokens go through the fusion transformer at every "
         "denoising step (pi0, RDT); mlp: the transformer runs once per observation into a readout token and a small "
-        "residual MLP denoises from it (Octo): atlas-small's training step 3.4x cheaper on state + language, "
-        "1.3x with a 64 px camera (benchmarks/denoiser.py).",
+        "residual MLP denoises from it (Octo): a cheaper step, most of all on short token sequences "
+        "(benchmarks/denoiser.py, figures in benchmarks/RESULTS.md).",
     )
     mlp_width: int = Field(256, gt=0, description="denoiser=mlp: hidden width of the denoising MLP.")
     mlp_depth: int = Field(3, ge=1, description="denoiser=mlp: residual blocks of the denoising MLP.")

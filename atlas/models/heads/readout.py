@@ -3,8 +3,9 @@ and a small residual MLP does the denoising steps from that summary.
 
 Why: with action tokens in the transformer (pi0/RDT, the `transformer` denoiser) every training sample and
 every sampling step pays for the whole transformer over 1 + H more tokens. On short sequences (state +
-language: 3 tokens instead of 11) the readout makes atlas-small's training step 3.4x cheaper on a CPU
-(benchmarks/denoiser.py; 1.3x with a 64 px camera, whose ResNet then dominates), lets one observation
+language: 3 tokens instead of 11) the readout makes atlas-small's step several times cheaper on a CPU, less
+with a camera, whose ResNet then dominates (benchmarks/denoiser.py measures the model step and the loop's
+step apart; figures in benchmarks/RESULTS.md), lets one observation
 train several (noise, time) draws for the price of the MLP, and runs the transformer once per chunk at
 inference instead of once per denoising step.
 """
