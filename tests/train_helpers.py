@@ -64,3 +64,29 @@ def assert_close(a: dict, b: dict, atol: float = 1e-5) -> None:
     assert a.keys() == b.keys()
     for name in a:
         assert torch.allclose(a[name], b[name], atol=atol, rtol=0), (name, (a[name] - b[name]).abs().max().item())
+
+
+def first_logged_step(after: int, log_interval: int) -> int:
+    """The first step after `after` that writes a training line (every log_interval-th step; the last step
+    also writes one, which the tests here never reach first)."""
+    return after + log_interval - after % log_interval
+
+
+def assert_resumed_at(new_records: list[dict], step: int, log_interval: int = 1, trained: bool = True) -> None:
+    """`new_records`: what one process appended to metrics.jsonl. It resumed from `step` (0: it started
+    fresh, so it wrote no resume record) and its first training line is the first logged step after that:
+    step + 1 at log_interval 1. A run that silently retrains from step 0 ends bitwise equal too (it is
+    deterministic), so only this shows that the checkpoint was used. `trained=False`: the process may have
+    been killed before it logged a step."""
+    resumes = [r for r in new_records if "resumed_from_step" in r]
+    if step == 0:
+        assert not resumes, f"a fresh start wrote a resume record: {resumes}"
+    else:
+        assert resumes, f"expected the process to resume from step {step}; it wrote no resume record"
+        assert new_records[0] is resumes[0] and len(resumes) == 1, "the resume record must be the process's first line"
+        assert resumes[0]["resumed_from_step"] == step and resumes[0]["step"] == step, (resumes[0], step)
+    steps = [r["step"] for r in new_records if "loss" in r]
+    if trained or steps:
+        assert steps, "the resumed process logged no training step"
+        assert steps[0] == first_logged_step(step, log_interval), (f"resumed from {step}: first training line "
+                                                                   f"at step {steps[0]}, expected {first_logged_step(step, log_interval)}")
