@@ -90,3 +90,19 @@ def assert_resumed_at(new_records: list[dict], step: int, log_interval: int = 1,
         assert steps, "the resumed process logged no training step"
         assert steps[0] == first_logged_step(step, log_interval), (f"resumed from {step}: first training line "
                                                                    f"at step {steps[0]}, expected {first_logged_step(step, log_interval)}")
+
+
+def training_curves(run_dir: Path) -> dict[int, tuple[float, float]]:
+    """{step: (loss, grad_norm)} from metrics.jsonl's training lines (log_interval 1: one per step)."""
+    return {r["step"]: (r["loss"], r["grad_norm"]) for r in read_metrics(run_dir) if "loss" in r}
+
+
+def assert_same_curves(a: Path, b: Path, rtol: float = 1e-6) -> None:
+    """Per-step loss and grad_norm of two runs agree to `rtol` (relative). Final weights alone can hide a
+    constant gradient scale (Adam divides it out: halved gradients move 20 steps' weights by ~5e-5), while
+    grad_norm shows it at once (2x), and the loss shows wrong samples from the first step on."""
+    ca, cb = training_curves(a), training_curves(b)
+    assert ca and ca.keys() == cb.keys(), (sorted(ca), sorted(cb))
+    for step in ca:
+        for name, x, y in zip(("loss", "grad_norm"), ca[step], cb[step], strict=True):
+            assert abs(x - y) <= rtol * max(abs(x), abs(y)), f"step {step}: {name} {x!r} vs {y!r} (rtol {rtol})"
