@@ -74,7 +74,7 @@ def load_case(path: Path) -> Case:
     for field, kind in FIELDS.items():
         if field not in data:
             raise CaseError(f"{path}: missing field {field!r}")
-        if not isinstance(data[field], kind) or not data[field]:
+        if not isinstance(data[field], kind) or (not data[field] and field != "new"):  # "new" may delete `old`
             raise CaseError(f"{path}: field {field!r} must be a non-empty {kind.__name__}")
     if not all(isinstance(t, str) and t.startswith("tests/") for t in data["tests"]):
         raise CaseError(f"{path}: field 'tests' must list pytest ids under tests/, e.g. tests/x/test_y.py::test_z")
