@@ -110,8 +110,11 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     state.world_size, state.effective_batch_size = ctx.world_size, plan.effective_batch_size
     parts = build_run_parts(cfg, plan, ctx, run_dir, resume_from, state, log)
     parts.plan = plan = plan.with_samples(len(parts.data.train))
+    resumed_from_step = state.step if resume_from else None
     if resume_from:
         log.info(f"resumed from {resume_from} at step {state.step}")
+        # the machine-readable record of where this process picked up (tests and `atlas doctor` read it)
+        parts.metrics.log({"resumed_from_step": state.step, "checkpoint": str(resume_from)}, state.step)
         _warn_schedule_change(parts, resume_from, state.step + 1)
     _write_run_files(parts, run_dir)
     log.info(f"samples per epoch {plan.samples_per_epoch}, steps per epoch {plan.steps_per_epoch}, "
@@ -157,7 +160,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
         if bar is not None:
             bar.close()
         parts.metrics.close()
-    return _summary(parts, state, window.last_loss, stopped, run_dir)
+    return _summary(parts, state, window.last_loss, stopped, run_dir, resumed_from_step)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,11 +219,15 @@ def _track_best(state: TrainerState, select_best_by: str, val_loss: float | None
     return True
 
 
-def _summary(parts: RunParts, state: TrainerState, last_loss: float, stopped: bool, run_dir: Path) -> dict:
+def _summary(parts: RunParts, state: TrainerState, last_loss: float, stopped: bool, run_dir: Path,
+             resumed_from_step: int | None) -> dict:
+    """What the run did, returned by `train()` and logged as train.log's `done:` line; `resumed_from_step` is
+    the checkpoint's step this process continued from (None for a fresh start)."""
     by = parts.cfg.eval.select_best_by
     best = None if state.best_metric is None else (-state.best_metric if by == "success_rate" else state.best_metric)
     summary = {"final_step": state.step, "final_loss": None if math.isnan(last_loss) else last_loss,
                f"best_{by}": best, "best_step": state.best_step, "run_dir": str(run_dir), "stopped": stopped,
+               "resumed_from_step": resumed_from_step,
                "micro_batch_size": state.micro_batch_size,
                "gradient_accumulation_steps": state.gradient_accumulation_steps,
                "effective_batch_size": state.effective_batch_size,

@@ -17,6 +17,7 @@ import pytest
 import torch
 from reliability_proc import Train
 from safetensors.torch import load_file
+from train_helpers import assert_resumed_at
 
 from atlas.engine.checkpoint import CheckpointStore, verify
 
@@ -35,7 +36,8 @@ def _newest(run_dir: Path) -> int:
 
 
 def _kill_once(run_dir: Path, kind: str, rng: random.Random, resumed: int) -> dict:
-    """Start (or resume) the run, stop it at `kind`, SIGKILL it; what happened, for the report."""
+    """Start (or resume) the run, stop it at `kind`, SIGKILL it; what happened, for the report. `resumed`:
+    the step of the newest complete checkpoint on disk, which `--resume auto` must continue from."""
     start = rng.randint(resumed + 1, resumed + 6)
     env: dict[str, str] = {}
     if kind == "step":
@@ -57,9 +59,17 @@ def _kill_once(run_dir: Path, kind: str, rng: random.Random, resumed: int) -> di
         run.proc.send_signal(signal.SIGKILL)
         rc = run.wait()
     assert rc == -signal.SIGKILL
-    done = run.last_step()
-    resume_at = _newest(run_dir)
-    return {"kind": kind, "completed": done, "resume_at": resume_at, "lost": max(0, done - resume_at)}
+    # where this process picked up, from its own resume record (not from what is on disk now)
+    written = run.new_metrics()
+    assert_resumed_at(written, resumed, trained=False)
+    resumed_from = _resumed_from(written)
+    return {"kind": kind, "resumed_from": resumed_from, "completed": max(resumed_from, run.last_step()),
+            "on_disk": _newest(run_dir)}
+
+
+def _resumed_from(records: list[dict]) -> int:
+    """The step a process's own resume record names (0: it started fresh)."""
+    return next((r["resumed_from_step"] for r in records if "resumed_from_step" in r), 0)
 
 
 @pytest.mark.slow
@@ -71,17 +81,21 @@ def test_kill_minus_9_anywhere_then_resume_is_bitwise_equal(tmp_path):
     rng.shuffle(kinds)
     run_dir = tmp_path / "killed"
     kills = []
-    resumed = 0
     for kind in kinds:
-        kills.append(_kill_once(run_dir, kind, rng, resumed))
-        resumed = kills[-1]["resume_at"]
-        # never a half-written checkpoint as the resume point, never more than one interval lost
-        if resumed:
+        kills.append(_kill_once(run_dir, kind, rng, kills[-1]["on_disk"] if kills else 0))
+        # never a half-written checkpoint as the resume point
+        if kills[-1]["on_disk"]:
             assert verify(CheckpointStore(run_dir / "checkpoints").newest_complete()) is None
-        assert kills[-1]["lost"] <= INTERVAL, kills
     final = Train(run_dir, RUN, resume="auto")
     assert final.wait() == 0, final.stderr()[-3000:]
+    assert_resumed_at(final.new_metrics(), kills[-1]["on_disk"])
     assert reference.wait() == 0, reference.stderr()[-3000:]
+    # steps lost to each kill: what it had completed minus where the next process resumed (its own record),
+    # never more than one checkpoint interval
+    next_start = [k["resumed_from"] for k in kills[1:]] + [_resumed_from(final.new_metrics())]
+    for kill, resumed_at in zip(kills, next_start, strict=True):
+        kill["lost"] = kill["completed"] - resumed_at
+        assert 0 <= kill["lost"] <= INTERVAL, kills
     print("kills:", kills)
     assert {k["kind"] for k in kills} == set(KINDS)
     for name in ("model.safetensors", "ema/model.safetensors"):

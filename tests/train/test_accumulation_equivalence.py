@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from train_helpers import final_weights, train_run
+from train_helpers import assert_same_curves, final_weights, train_run
 
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 
 UNEVEN = ["data.episode_length=8", "model.action_horizon=6", "training.max_steps=12", "training.val_interval=0",
           "training.lr_scheduler=cosine", "training.warmup_steps=3", "training.learning_rate=3e-3",
-          "training.checkpoint_interval=100", "training.max_grad_norm=0.5"]
+          "training.checkpoint_interval=100", "training.max_grad_norm=0.5", "training.log_interval=1"]
 
 
 @pytest.mark.timeout(120)
@@ -27,6 +27,10 @@ def test_32x1_8x4_4x8_same_update(tmp_path):
             assert torch.allclose(ref[name], other[name], atol=1e-5, rtol=0), (key, name)
     initial_change = max((ref[n] - weights[(8, 4)][n]).abs().max().item() for n in ref)
     assert initial_change < 1e-5
+    # every step's loss and gradient norm (before clipping at 0.5), not only the end: a mean of
+    # micro-batch means, or a gradient scaled by the accumulation count, shows here at once
+    for micro, acc in [(8, 4), (4, 8)]:
+        assert_same_curves(tmp_path / "32x1", tmp_path / f"{micro}x{acc}")
 
 
 def test_micro_batches_really_hold_uneven_valid_counts():

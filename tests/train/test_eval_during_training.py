@@ -17,13 +17,23 @@ require_extra("sim")
 def test_success_rate_is_logged_and_selects_best(tmp_path):
     summary = train_run(tmp_path, [
         "data.state_dim=39", "data.action_dim=4", "model.action_horizon=4", "training.max_steps=4",
-        "training.val_interval=2", "training.checkpoint_interval=100", "training.ema.enabled=true",
+        # validation at every step, evaluation at 2 and 4: the lowest val_loss is at another step than
+        # the best success rate (checked below), so a loop that ignores select_best_by picks another best
+        "training.val_interval=1", "training.checkpoint_interval=100", "training.ema.enabled=true",
         "eval.every_n_steps=2", "eval.tasks=[reach-v3]", "eval.episodes=1", "eval.max_steps=12",
         "eval.exec_horizon=4", "eval.select_best_by=success_rate",
     ])
-    rows = [m for m in read_metrics(tmp_path) if "success_rate" in m]
+    lines = read_metrics(tmp_path)
+    rows = [m for m in lines if "success_rate" in m]
     assert [m["step"] for m in rows] == [2, 4]
     assert all(0.0 <= m["success_rate"] <= 1.0 and "success_rate/reach-v3" in m for m in rows)
-    assert "best_success_rate" in summary
+    # which step each criterion picks, from the logged numbers: the highest success rate (ties keep the
+    # earlier step), the lowest val_loss. They must differ here, or the test could not tell them apart.
+    success = {m["step"]: m["success_rate"] for m in rows}
+    val = {m["step"]: m["val_loss"] for m in lines if "val_loss" in m}
+    by_success = min(success, key=lambda step: (-success[step], step))
+    by_val = min(val, key=val.get)
+    assert by_success != by_val, f"success {success} and val_loss {val} pick the same step: the test cannot tell"
     best = CheckpointStore(tmp_path / "checkpoints").pointer("best")
-    assert best is not None and best.name == f"step_{summary['best_step']:08d}"
+    assert best is not None and best.name == f"step_{by_success:08d}", (best, success, val)
+    assert summary["best_step"] == by_success and summary["best_success_rate"] == success[by_success]

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import torch
 from extras import require_extra
-from train_helpers import TINY, assert_close, final_weights, torchrun, train_run
+from train_helpers import TINY, assert_close, assert_resumed_at, assert_same_curves, final_weights, read_metrics, torchrun, train_run
 
 pytestmark = [pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 BASE = ["training.max_steps=20", "training.val_interval=10", "training.checkpoint_interval=10",
         "training.lr_scheduler=cosine", "training.warmup_steps=3", "training.learning_rate=3e-3",
-        "data.num_episodes=12"]
+        "data.num_episodes=12", "training.log_interval=1"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -41,16 +41,21 @@ def test_two_ranks_equal_one_rank_and_resume_on_two_and_one(tmp_path):
     assert (plans[0]["world_size"], plans[1]["world_size"]) == (2, 1)
     reference = final_weights(tmp_path / "two")
     assert_close(reference, final_weights(tmp_path / "one"))
+    # per step: the same loss and the same gradient norm (a dropped world-size factor halves grad_norm
+    # while Adam keeps the final weights within 5e-5)
+    assert_same_curves(tmp_path / "two", tmp_path / "one")
 
     # stopped at step 7 (graceful, both ranks agree), resumed on 2 ranks: bitwise equal
     torchrun(tmp_path / "cut", two, env={"ATLAS_STOP_AT_STEP": "7"})
     shutil.copytree(tmp_path / "cut", tmp_path / "cut_one", symlinks=True)
+    before = len(read_metrics(tmp_path / "cut"))
     torchrun(tmp_path / "cut", two, resume="auto")
+    assert_resumed_at(read_metrics(tmp_path / "cut")[before:], 7)
     resumed = final_weights(tmp_path / "cut")
     assert all(torch.equal(reference[k], resumed[k]) for k in reference)
 
     # the same checkpoint resumed on 1 rank: effective batch kept by doubling accumulation, and said so
-    train_run(tmp_path / "cut_one", two, resume="auto")
+    assert train_run(tmp_path / "cut_one", two, resume="auto")["resumed_from_step"] == 7
     log = (tmp_path / "cut_one" / "train.log").read_text()
     assert "resuming a 2-process run on 1: effective batch stays 16, accumulation 2→4" in log
     assert json.loads((tmp_path / "cut_one" / "plan.json").read_text())["gradient_accumulation_steps"] == 4
@@ -69,6 +74,11 @@ def test_oom_on_rank_one_backs_off_and_matches_the_halved_run(tmp_path):
     assert "OOM at step 5: micro_batch 4→2, accumulation 2→4" in proc.stderr
     torchrun(tmp_path / "halved", common + ["data.batch_size=2", "training.gradient_accumulation_steps=4"])
     assert_close(final_weights(tmp_path / "halved"), final_weights(tmp_path / "oom"))
+    # the manual-sync DDP (dynamic_batch_size) averages its flat all-reduce over ranks: one process with
+    # the same effective batch logs the same loss and gradient norm at every step
+    train_run(tmp_path / "one", common + ["data.batch_size=4", "training.gradient_accumulation_steps=4"])
+    assert_same_curves(tmp_path / "halved", tmp_path / "one")
+    assert_same_curves(tmp_path / "halved", tmp_path / "oom")
     state = json.loads((tmp_path / "oom" / "checkpoints" / "latest" / "trainer_state.json").read_text())
     assert (state["micro_batch_size"], state["gradient_accumulation_steps"], state["effective_batch_size"]) == (2, 4, 16)
 

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 import torch
-from train_helpers import final_weights, read_metrics, train_run
+from safetensors.torch import load_file
+from train_helpers import assert_resumed_at, final_weights, read_metrics, train_run
 
 from atlas.config import ConfigError
 from atlas.engine.checkpoint import CheckpointStore, verify
@@ -19,21 +20,22 @@ RUN = ["training.max_steps=24", "training.checkpoint_interval=6", "training.val_
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("workers", [0, 2])
 def test_stop_and_resume_is_bitwise_equal(tmp_path, monkeypatch, workers):
-    overrides = RUN + [f"data_loading.num_workers={workers}"]
+    overrides = RUN + [f"data_loading.num_workers={workers}", "training.log_interval=1"]
     train_run(tmp_path / "full", overrides)
     monkeypatch.setenv("ATLAS_STOP_AT_STEP", "9")
     summary = train_run(tmp_path / "cut", overrides)
-    assert summary["stopped"] and summary["final_step"] == 9
+    assert summary["stopped"] and summary["final_step"] == 9 and summary["resumed_from_step"] is None
     monkeypatch.delenv("ATLAS_STOP_AT_STEP")
-    train_run(tmp_path / "cut", overrides, resume="auto")
+    before = len(read_metrics(tmp_path / "cut"))
+    resumed = train_run(tmp_path / "cut", overrides, resume="auto")
+    # it continued from the step-9 checkpoint (a run retrained from step 0 would end bitwise equal too)
+    assert resumed["resumed_from_step"] == 9 and resumed["final_step"] == 24
+    assert_resumed_at(read_metrics(tmp_path / "cut")[before:], 9)
     full, cut = final_weights(tmp_path / "full"), final_weights(tmp_path / "cut")
-    assert all(torch.equal(full[k], cut[k]) for k in full)
-    ema_full = torch.load  # EMA weights too
-    from safetensors.torch import load_file
-
+    assert full.keys() == cut.keys() and all(torch.equal(full[k], cut[k]) for k in full)
     ema_a = load_file(str(tmp_path / "full/checkpoints/latest/ema/model.safetensors"))
     ema_b = load_file(str(tmp_path / "cut/checkpoints/latest/ema/model.safetensors"))
-    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a) and ema_full
+    assert ema_a.keys() == ema_b.keys() and all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
 @pytest.mark.timeout(120)
@@ -58,9 +60,15 @@ def test_incomplete_checkpoint_is_never_latest_and_resume_skips_it(tmp_path):
     warnings = []
     assert store.newest_complete(warn=warnings.append).name == "step_00000006"
     assert warnings and "step_00000012" in warnings[0]
-    summary = train_run(tmp_path, RUN[:3] + ["training.max_steps=12"], resume="auto")
-    assert summary["final_step"] == 12
-    assert "step_00000012" in (tmp_path / "train.log").read_text()
+    log_size, before = (tmp_path / "train.log").stat().st_size, len(read_metrics(tmp_path))
+    summary = train_run(tmp_path, RUN[:3] + ["training.max_steps=12", "training.log_interval=1"], resume="auto")
+    assert summary["final_step"] == 12 and summary["resumed_from_step"] == 6
+    assert_resumed_at(read_metrics(tmp_path)[before:], 6)
+    # what the second run wrote (train.log is appended to across runs): it resumed from step 6, saved 12 again
+    second = (tmp_path / "train.log").read_text()[log_size:]
+    assert f"resumed from {tmp_path / 'checkpoints' / 'step_00000006'} at step 6" in second, second[-2000:]
+    assert f"checkpoint {tmp_path / 'checkpoints' / 'step_00000012'}" in second
+    assert store.pointer("latest").name == "step_00000012" and verify(store.pointer("latest")) is None
 
 
 def test_bit_flip_is_caught_by_the_manifest(tmp_path):
