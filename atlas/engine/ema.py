@@ -42,6 +42,10 @@ class EMA:
         # resolved once: the update runs every optimizer step
         trainable = [n for n in self.shadow if n in named]
         self._params = [named[n] for n in trainable]
+        # the parameters themselves in fp32 (one process, DDP): detached views, updated in place by the
+        # optimizer, resolved once; otherwise (FSDP shards, ZeRO partitions, low precision) every update
+        self._current = ([p.detach() for p in self._params]
+                         if all(local(p) is p and p.dtype == torch.float32 for p in self._params) else None)
         self._shadows = [self.shadow[n] for n in trainable]
         self._buffers = [(self.shadow[n], b) for n, b in model.named_buffers() if n in self.shadow]
 
@@ -54,7 +58,7 @@ class EMA:
     def update(self, model: nn.Module, step: int) -> None:
         """`model` must be the module the EMA was built from (its tensors were resolved at construction)."""
         if self._shadows:
-            current = [self._local(p).detach().float() for p in self._params]
+            current = self._current or [self._local(p).detach().float() for p in self._params]
             torch._foreach_lerp_(self._shadows, current, 1.0 - self.decay(step))
         for shadow, buffer in self._buffers:
             shadow.copy_(buffer)

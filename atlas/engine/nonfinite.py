@@ -1,7 +1,7 @@
 """Non-finite losses, gradients and weights: watched without host syncs, skipped, and named.
 
-`NonFiniteWatch` is a forward hook that remembers which loss terms of this step's micro-batches were
-NaN/inf (device flags, read only when a step turns out non-finite). `NonFiniteGuard` drops such a step:
+`NonFiniteWatch` is a forward hook that keeps this step's loss terms (read only when a step turns out
+non-finite, to name the NaN/inf ones). `NonFiniteGuard` drops such a step:
 it names the terms (agreed across ranks), counts fp16 grad-scaler overflows apart (the scaler's own
 skip, not an error), and stops with the last good checkpoint after `training.max_nonfinite_steps` in a row.
 """
@@ -25,7 +25,7 @@ class NonFiniteError(AtlasError, RuntimeError):
 class NonFiniteWatch:
     def __init__(self, clock: StepClock) -> None:
         self.clock = clock
-        self._flags: dict[str, torch.Tensor] = {}
+        self._flags: dict[str, list[torch.Tensor]] = {}  # per loss term: each micro-batch's value (or flag)
         self._flags_step = -1
 
     def attach(self, model: nn.Module) -> None:
@@ -33,6 +33,9 @@ class NonFiniteWatch:
         model.register_forward_hook(self._forward_done)
 
     def _forward_done(self, module: nn.Module, args, out) -> None:
+        """Scalar terms are only kept (a reference, no device op): they are checked when a step turns out
+        non-finite, which is rare, instead of costing reductions on every micro-batch. Larger outputs get
+        their flag now, so no activation is held past its backward."""
         if not module.training or not isinstance(out, dict):
             return
         if self._flags_step != self.clock.step:
@@ -40,14 +43,18 @@ class NonFiniteWatch:
         for key, value in out.items():
             if key == "num_valid" or not (torch.is_tensor(value) and value.is_floating_point()):
                 continue
-            bad = ~torch.isfinite(value.detach()).all()
-            self._flags[key] = bad if key not in self._flags else self._flags[key] | bad
+            kept = value.detach() if value.numel() == 1 else ~torch.isfinite(value.detach()).all()
+            self._flags.setdefault(key, []).append(kept)
 
     def nonfinite_terms(self) -> list[str]:
         """Loss terms (keys of the policy's output) that were NaN/inf in this step's micro-batches."""
         if self._flags_step != self.clock.step:
             return []
-        return [key for key, bad in self._flags.items() if bool(bad)]
+
+        def bad(kept: torch.Tensor) -> bool:
+            return bool(kept) if kept.dtype == torch.bool else not bool(torch.isfinite(kept).all())
+
+        return [key for key, values in self._flags.items() if any(bad(v) for v in values)]
 
 
 class NonFiniteGuard:

@@ -17,17 +17,22 @@ from atlas.loop.step import StepResult
 RANK_PHASES = ("data_wait", "forward_backward", "step")
 
 
-def per_rank_times(record: dict, ctx: D.DistContext) -> dict[str, float]:
+def rank_slots(times: dict[str, float], ctx: D.DistContext) -> torch.Tensor:
+    """This rank's window phase times in its row of a (world x phases) block, zeros elsewhere: summed over
+    ranks (in the window's one all-reduce) the block holds every rank's times."""
+    block = torch.zeros(ctx.world_size, len(RANK_PHASES))
+    block[ctx.rank] = torch.tensor([times[f"time/{phase}_ms"] for phase in RANK_PHASES])
+    return block.flatten()
+
+
+def per_rank_times(ranks: list[list[float]]) -> dict[str, float]:
     """Every rank's `time/<phase>_ms/rank<R>` for the window and `time/rank_spread_ms` (the largest gap
-    between the slowest and the fastest rank in any of those phases); empty with one process.
+    between the slowest and the fastest rank in any of those phases), from each rank's row.
 
     Only rank 0 writes metrics.jsonl, and ranks wait for each other in the step's collectives, so a slow
     rank is only visible in how its time splits: its own input wait grows while the others wait for it
     inside forward/backward (`atlas doctor RUN_DIR` reads these)."""
-    if not ctx.distributed:
-        return {}
-    ranks = D.gather_objects([record[f"time/{phase}_ms"] for phase in RANK_PHASES], ctx)
-    out = {f"time/{phase}_ms/rank{rank}": values[i] for rank, values in enumerate(ranks)
+    out = {f"time/{phase}_ms/rank{rank}": round(values[i], 3) for rank, values in enumerate(ranks)
            for i, phase in enumerate(RANK_PHASES)}
     out["time/rank_spread_ms"] = round(max(max(v[i] for v in ranks) - min(v[i] for v in ranks)
                                            for i in range(len(RANK_PHASES))), 3)
@@ -68,11 +73,16 @@ class MetricWindow:
 
     def flush(self, step: int, lr: float) -> float:
         """Write the window's metrics line; returns its loss."""
-        parts = self.parts
-        totals = torch.stack([self.loss_sum, self.valid]).float()
-        D.all_reduce_sum(totals, parts.ctx)
+        parts, ctx = self.parts, self.parts.ctx
+        times = parts.timers.window_record(self.steps)
+        # one all-reduce per window: the loss sum, the valid count and (several ranks) every rank's phase times
+        packed = [torch.stack([self.loss_sum, self.valid]).float()]
+        if ctx.distributed:
+            packed.append(rank_slots(times, ctx).to(ctx.device))
+        totals = D.all_reduce_sum(torch.cat(packed), ctx)
         elapsed = time.perf_counter() - self.start
-        loss = (totals[0] / totals[1].clamp_min(1.0)).item()
+        values = torch.cat([(totals[0] / totals[1].clamp_min(1.0)).reshape(1), totals[2:]]).tolist()  # one sync
+        loss = values[0]
         effective = parts.plan.effective_batch_size
         counted = self.steps - self.compile_steps
         record = {
@@ -81,7 +91,7 @@ class MetricWindow:
             "grad_norm": (self.grad_norm / max(1, self.steps)).item(),
             "epoch": step * effective / parts.stream.num_samples,
             **parts.stream.mixture_fractions(step * effective),  # mixture/<name> (data.mixture only)
-            **parts.timers.window_record(self.steps),
+            **times,
             **gpu_memory_peaks(parts.ctx.device),
         }
         if counted:  # a window of compiling steps only has no throughput to report
@@ -90,7 +100,9 @@ class MetricWindow:
             if basis:
                 achieved = record["samples_per_s"] * basis["train_flops_per_sample"] / parts.ctx.world_size
                 record["mfu"] = round(achieved / basis["peak_flops_per_s"], 4)
-        record.update(per_rank_times(record, parts.ctx))
+        if ctx.distributed:
+            phases = len(RANK_PHASES)
+            record.update(per_rank_times([values[1 + r * phases: 1 + (r + 1) * phases] for r in range(ctx.world_size)]))
         for group in parts.optimizer.param_groups:
             record[f"lr/{group['name']}"] = group["lr"]
         parts.metrics.log(record, step)

@@ -8,7 +8,6 @@ Episode i of a task always uses the same evaluation seed, whatever the worker co
 
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import tempfile
 import time
@@ -49,7 +48,10 @@ def summarize(results: list[EpisodeResult], tasks: list[str], wall_time_s: float
 
 
 def _groups(tasks: list[str], episodes: int, batch_envs: int, workers: int) -> list[tuple[str, list[int]]]:
-    size = max(1, min(batch_envs, math.ceil(episodes * len(tasks) / max(workers, 1))))
+    """Rollout groups of at most `batch_envs` episodes of one task. Their make-up does not depend on
+    `workers` (which only decides where each group runs), so the per-group sampling noise (rollout.py
+    `sampling_seed`) and with it every episode's outcome are the same for any worker count."""
+    size = max(1, min(batch_envs, episodes))
     return [(task, list(range(s, min(s + size, episodes)))) for task in tasks for s in range(0, episodes, size)]
 
 

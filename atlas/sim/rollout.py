@@ -3,12 +3,16 @@
 Each env executes `exec_horizon` actions of a predicted chunk before the policy predicts again, so the
 cameras are rendered only at steps whose frame the policy will look at (the last `obs_horizon` steps
 before a prediction) unless a video is being recorded. Observation history before t=0 repeats the
-first frame, as in training (`StepDataset`).
+first frame, as in training (`StepDataset`). The policy's sampling noise is seeded from the episodes it
+predicts for (`sampling_seed`), so an evaluation repeats exactly for the same episodes and groups.
 """
 
 from __future__ import annotations
 
+import contextlib
+import zlib
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +25,20 @@ from atlas.sim.video import video_name, write_mp4
 # (env, slot) -> (task, env): reused across batches of the same task; an env of another task is closed
 # first, so a worker holds at most one batch of envs (and their renderers) at a time.
 _ENV_CACHE: dict[tuple[str, int], tuple[str, object]] = {}
+
+
+@contextlib.contextmanager
+def sampling_seed(episode_seeds: list[int], steps: list[int], policy) -> Iterator[None]:
+    """The policy's sampling noise (flow/diffusion heads draw it from torch's RNG) as a function of the
+    asking episodes and their step counts, inside a forked RNG: the same episodes give the same actions in
+    any process and run (an in-process evaluation no longer depends on what the process drew before),
+    and the caller's RNG stream (a training run evaluating as it trains) is left as it was."""
+    import torch
+
+    device = getattr(policy, "device", torch.device("cpu"))
+    with torch.random.fork_rng(devices=[device] if getattr(device, "type", "cpu") == "cuda" else []):
+        torch.manual_seed(zlib.crc32(repr((episode_seeds, steps)).encode()))
+        yield
 
 
 @dataclass
@@ -102,7 +120,8 @@ def run_episodes(policy, task: str, indices: list[int], spec: RolloutSpec) -> li
             }
             if cameras:
                 obs["images"] = np.stack([np.stack(_padded(frames[i], horizon)) for i in asking])
-            chunk = policy.predict_action_chunk(obs, [instruction] * len(asking))
+            with sampling_seed([seeds[i] for i in asking], [steps[i] for i in asking], policy):
+                chunk = policy.predict_action_chunk(obs, [instruction] * len(asking))
             chunk = chunk.detach().float().cpu().numpy()
             for row, i in enumerate(asking):
                 queues[i] = list(chunk[row, :exec_h])

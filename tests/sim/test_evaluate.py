@@ -133,3 +133,42 @@ def test_difference_interval_matches_newcombe_1998():
     assert difference_interval(9, 10, 3, 10) == pytest.approx((0.1705, 0.8090), abs=1e-4)
     assert difference_interval(6, 7, 2, 7) == pytest.approx((0.0582, 0.8062), abs=1e-4)
     assert difference_interval(5, 56, 0, 29) == pytest.approx((-0.0381, 0.1926), abs=1e-4)
+
+
+@pytest.mark.timeout(120)
+def test_sampling_noise_is_a_function_of_the_episodes_and_leaves_the_callers_rng_alone():
+    """A flow head samples from torch's RNG: inside `sampling_seed` the same episodes and steps give the same
+    chunk whatever the process drew before, other episodes another one, and the caller's RNG stream (a
+    training run evaluating as it trains) continues as if nothing had been drawn."""
+    import numpy as np
+    import torch
+
+    from atlas.config import load_config
+    from atlas.data.registry import build_data
+    from atlas.models.registry import build_policy
+    from atlas.sim.rollout import sampling_seed
+
+    cfg = load_config(None, ["data.format=synthetic", "data.num_episodes=4", "data.episode_length=12",
+                             "model.preset=atlas-tiny", "model.head.name=flow", "data.image_size=0", "data.num_cameras=0",
+                             "model.vision.name=none"])
+    data = build_data(cfg.data, cfg.data_loading, cfg.model.action_horizon, 0)
+    policy = build_policy(cfg.model, data.meta, data.normalizer)
+    obs = {"state": np.zeros((2, 1, data.meta.state_dim), np.float32), "task_index": np.zeros(2, np.int64)}
+    words = [data.meta.tasks[0]] * 2
+
+    def chunk(seeds, steps):
+        with sampling_seed(seeds, steps, policy):
+            return policy.predict_action_chunk(obs, words)
+
+    torch.manual_seed(123)
+    first = chunk([11, 13], [0, 0])
+    expected_next = torch.randn(4)
+    torch.manual_seed(123)
+    torch.randn(1000)  # the process drew something else before evaluating
+    again = chunk([11, 13], [0, 0])
+    assert torch.equal(first, again)
+    assert not torch.equal(first, chunk([11, 13], [4, 4]))  # the next prediction of the same episodes
+    assert not torch.equal(first, chunk([15, 17], [0, 0]))  # other episodes
+    torch.manual_seed(123)
+    chunk([11, 13], [0, 0])
+    assert torch.equal(torch.randn(4), expected_next)  # the caller's stream is untouched
