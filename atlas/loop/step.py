@@ -43,6 +43,7 @@ class StepTotals:
         self.ctx = ctx
         self._stop = stop_requested
         self._valid: torch.Tensor | None = None
+        self._scale: torch.Tensor | None = None
         self._pending = None
         if ctx.distributed:
             self._counts = torch.tensor([valid_here, float(stop_requested)], device=ctx.device)
@@ -62,8 +63,11 @@ class StepTotals:
         return self._valid
 
     def scale(self) -> torch.Tensor:
-        """world_size / total valid elements: what each rank's loss sum is multiplied by (DDP averages)."""
-        return self.ctx.world_size / self.total_valid()
+        """world_size / total valid elements: what each rank's loss sum is multiplied by (DDP averages);
+        computed once per step, not per micro-batch."""
+        if self._scale is None:
+            self._scale = self.ctx.world_size / self.total_valid()
+        return self._scale
 
     def stop_any(self) -> bool:
         if not self.ctx.distributed:

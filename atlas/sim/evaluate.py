@@ -47,9 +47,9 @@ def summarize(results: list[EpisodeResult], tasks: list[str], wall_time_s: float
     }
 
 
-def _groups(tasks: list[str], episodes: int, batch_envs: int, workers: int) -> list[tuple[str, list[int]]]:
+def _groups(tasks: list[str], episodes: int, batch_envs: int) -> list[tuple[str, list[int]]]:
     """Rollout groups of at most `batch_envs` episodes of one task. Their make-up does not depend on
-    `workers` (which only decides where each group runs), so the per-group sampling noise (rollout.py
+    the worker count (which only decides where each group runs), so the per-group sampling noise (rollout.py
     `sampling_seed`) and with it every episode's outcome are the same for any worker count."""
     size = max(1, min(batch_envs, episodes))
     return [(task, list(range(s, min(s + size, episodes)))) for task in tasks for s in range(0, episodes, size)]
@@ -133,7 +133,7 @@ def evaluate_policy(
     if spec.video_dir is not None and not isinstance(spec.video_dir, str):
         spec = replace(spec, video_dir=str(spec.video_dir))
     task_list = parse_env_tasks(env, list(tasks) if not isinstance(tasks, str) else tasks)
-    jobs = [(task, indices, spec) for task, indices in _groups(task_list, episodes, batch_envs, workers)]
+    jobs = [(task, indices, spec) for task, indices in _groups(task_list, episodes, batch_envs)]
     start = time.perf_counter()
     results = run_groups(policy, jobs, workers, saved, progress)
     summary = summarize(results, task_list, time.perf_counter() - start)
