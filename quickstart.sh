@@ -5,6 +5,8 @@
 #   VENV=.venv ./quickstart.sh      # create/use a virtual environment first
 #   EPISODES=10 EVAL_EPISODES=10 ./quickstart.sh    # a faster, rougher run
 #   SKIP_INSTALL=1 TRAIN_ARGS="training.max_steps=20" ./quickstart.sh   # extra KEY=VALUE overrides (CI's smoke)
+#   SEED=1 ./quickstart.sh          # another training seed (README: seeds 0, 1, 2 on one collection)
+#   COLLECT_SEED=1 DATA=data/mt10_seed1.hdf5 ./quickstart.sh   # another collection (its own file)
 #
 # Output: data/mt10.hdf5, runs/quickstart/ (checkpoints, metrics, eval.json) and a success table with
 # the scripted expert's own success rate beside each task.
@@ -18,6 +20,8 @@ DATA=${DATA:-data/mt10.hdf5}
 RUN=${RUN:-runs/quickstart}
 CONFIG=${CONFIG:-atlas/configs/train_config.yaml}
 TRAIN_ARGS=${TRAIN_ARGS:-}         # extra KEY=VALUE overrides for atlas train
+SEED=${SEED:-0}                     # training seed (training.seed)
+COLLECT_SEED=${COLLECT_SEED:-0}     # collection seed: which scripted-expert episodes are recorded
 TASKS=reach-v3,push-v3,pick-place-v3,door-open-v3,drawer-open-v3,drawer-close-v3,button-press-topdown-v3,peg-insert-side-v3,window-open-v3,window-close-v3
 
 if [[ -n "${VENV:-}" ]]; then
@@ -50,13 +54,13 @@ if [[ -f "$DATA" ]]; then
 else
   mkdir -p "$(dirname "$DATA")"
   $PY -m atlas.cli collect metaworld --tasks "$TASKS" --episodes "$EPISODES" --out "$DATA" \
-      --image-size 64 --cameras corner2 --seed 0 --workers "$WORKERS"
+      --image-size 64 --cameras corner2 --seed "$COLLECT_SEED" --workers "$WORKERS"
 fi
 
 phase collect
 echo "== 3/5 train -> $RUN"
 # shellcheck disable=SC2086 - TRAIN_ARGS is a list of KEY=VALUE words
-$PY -m atlas.cli train --config "$CONFIG" --output-dir "$RUN" --resume auto data.path="$DATA" $TRAIN_ARGS
+$PY -m atlas.cli train --config "$CONFIG" --output-dir "$RUN" --resume auto data.path="$DATA" training.seed="$SEED" $TRAIN_ARGS
 
 phase train
 echo "== 4/5 evaluate ($EVAL_EPISODES episodes per task)"

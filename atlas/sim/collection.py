@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from atlas.sim.expert_fixes import CORRECTED_EXPERTS
 from atlas.sim.seeding import episode_seed
 from atlas.sim.tasks import INSTRUCTIONS, parse_tasks
 
@@ -86,6 +87,7 @@ def _env_args(tasks: list[str], image_size: int, cameras: list[str], seed: int, 
             "state_dim": 39,
             "action_dim": 4,
             "metaworld_version": version("metaworld"),
+            "corrected_experts": sorted(set(tasks) & set(CORRECTED_EXPERTS)),
             "instructions": {t: INSTRUCTIONS[t] for t in tasks},
         },
     }

@@ -87,12 +87,16 @@ class MetaWorldEnv:
 
 
 class ScriptedExpert:
-    """Meta-World's hand-written policy for a task, with actions clipped to the valid box."""
+    """Meta-World's hand-written policy for a task, with actions clipped to the valid box; Atlas's
+    correction of it where the script itself has a bug (atlas/sim/expert_fixes.py)."""
 
     def __init__(self, task: str) -> None:
         from metaworld.policies import ENV_POLICY_MAP
 
-        self.policy = ENV_POLICY_MAP[task]()
+        from atlas.sim.expert_fixes import CORRECTED_EXPERTS
+
+        self.corrected = task in CORRECTED_EXPERTS
+        self.policy = CORRECTED_EXPERTS[task]() if self.corrected else ENV_POLICY_MAP[task]()
 
     def __call__(self, state: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():

@@ -28,6 +28,7 @@ def test_layout_read_back_with_h5py(collected):
         assert sorted(data) == ["demo_0", "demo_1", "demo_2", "demo_3"]
         env_args = json.loads(data.attrs["env_args"])
         assert env_args["env_name"] == "metaworld" and env_args["env_kwargs"]["cameras"] == ["corner2"]
+        assert env_args["env_kwargs"]["corrected_experts"] == []  # reach and push use Meta-World's own scripts
         stats = json.loads(data.attrs["collection"])
         assert set(stats) == {"reach-v3", "push-v3"} and all(s["episodes"] == 2 and s["tried"] >= 2 for s in stats.values())
         total = 0
