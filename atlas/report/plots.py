@@ -103,10 +103,31 @@ def plot_loss(run: RunData, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def distinct_schedules(run: RunData, keys: list[str]) -> list[tuple[list[str], list[int], list[float]]]:
+    """(groups, steps, values) per distinct learning-rate series among `keys`, the groups that follow it in
+    first-seen order (groups that differ only in weight decay share a schedule)."""
+    schedules: dict[tuple, list[str]] = {}
+    for key in keys:
+        steps, values = run.series(key)
+        if steps:
+            schedules.setdefault((tuple(steps), tuple(values)), []).append(key.split("/", 1)[-1])
+    return [(groups, list(steps), list(values)) for (steps, values), groups in schedules.items()]
+
+
 def plot_learning_rates(run: RunData, path: Path) -> Path | None:
-    """One line per parameter group (`lr/<group>`), or the scheduled `lr` when groups were not logged."""
+    """One line per distinct schedule of the parameter groups (`lr/<group>`), labelled with every group that
+    follows it (one line hidden under another reads as a missing group), or the scheduled `lr` when groups
+    were not logged."""
     keys = run.keys_with_prefix("lr/") or ["lr"]
-    return plot_lines(run, keys, path, "learning rate per parameter group", "learning rate")
+    schedules = distinct_schedules(run, keys)
+    if not schedules:
+        return None
+    fig, ax = _figure("learning rate per parameter group", "learning rate")
+    for groups, steps, values in schedules:
+        ax.plot(steps, values, marker=_marker(len(steps)), label=", ".join(groups))
+    if len(keys) > 1:
+        ax.legend(fontsize="small", title="parameter groups")
+    return _save(fig, path)
 
 
 def plot_success_rates(run: RunData, path: Path) -> Path | None:

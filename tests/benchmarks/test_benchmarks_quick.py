@@ -122,3 +122,37 @@ def test_finetune_quick() -> None:
     assert all(0.0 <= float(value) <= 1.0 for _, value in found)
     assert figures(reach, r"(scratch|full|lora) ([0-9]+|never)")[0][0] == "scratch"
     assert any(line.startswith("atlas eval on the LoRA run") for line in lines)
+
+
+def _quickstart_run(folder: Path, successes: dict[str, int], total_s: int) -> Path:
+    """A run folder as quickstart.sh leaves it: eval.json written by atlas's own summarize, the phase times."""
+    import json
+
+    from atlas.sim.evaluate import summarize
+    from atlas.sim.rollout import EpisodeResult
+
+    results = [EpisodeResult(task=task, index=i, seed=2 * i + 1, success=i < k, length=50, max_steps=500)
+               for task, k in successes.items() for i in range(10)]
+    folder.mkdir(parents=True)
+    (folder / "eval.json").write_text(json.dumps(summarize(results, list(successes), 1.0)))
+    (folder / "quickstart_times.txt").write_text(
+        f"Quickstart time per phase: install=5s collect=300s train=400s evaluate=200s report=3s  total={total_s}s\n")
+    return folder
+
+
+def test_quickstart_runs_table_and_bar(tmp_path) -> None:
+    good = _quickstart_run(tmp_path / "a", {"reach-v3": 10, "peg-insert-side-v3": 10}, 908)
+    weak = _quickstart_run(tmp_path / "b", {"reach-v3": 10, "peg-insert-side-v3": 8}, 908)  # mean 90 %, peg 80 %
+    slow = _quickstart_run(tmp_path / "c", {"reach-v3": 10, "peg-insert-side-v3": 10}, 1260)  # 21 min
+    script = str(REPO / "benchmarks" / "quickstart_runs.py")
+    ok = subprocess.run([sys.executable, script, f"seed 0={good}"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "| peg-insert-side-v3 | 100% | 100%–100% |" in ok.stdout and "| total | 15.1 min |" in ok.stdout
+    mixed = subprocess.run([sys.executable, script, f"seed 0={good}", f"seed 1={weak}", f"seed 2={slow}"],
+                           capture_output=True, text=True, timeout=60)
+    assert mixed.returncode == 1
+    assert "| peg-insert-side-v3 | 100% | 80% | 100% | 80%–100% |" in mixed.stdout
+    assert "seed 1: mean 90.0%, lowest peg-insert-side-v3 80%" in mixed.stdout and "seed 2: mean 100.0%" in mixed.stdout
+    assert mixed.stdout.count("MISSES") == 2
+    missing = subprocess.run([sys.executable, script, f"x={tmp_path / 'none'}"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "not a finished quickstart run" in missing.stderr

@@ -156,3 +156,18 @@ def test_smoothed_loss_tracks_a_falling_noisy_curve() -> None:
     assert abs(bias) < 0.05, bias
     ends = [abs(math.log(line[i] / truth[i])) for i in (*range(5), *range(n - 5, n))]
     assert sum(ends) / len(ends) < 0.25, ends  # the ends on the trend, not pulled toward the middle
+
+
+def test_parameter_groups_sharing_a_schedule_are_one_labelled_line(tmp_path: Path) -> None:
+    """The quickstart logs lr/default and lr/default.no_decay with identical values: drawn as two lines the
+    second hides the first; one line labelled with both groups, and a separate line per other schedule."""
+    from atlas.report.plots import distinct_schedules, plot_learning_rates
+    from atlas.report.run_data import RunData
+
+    metrics = [{"step": s, "lr/default": 1e-3 * s, "lr/default.no_decay": 1e-3 * s, "lr/language": 1e-4 * s}
+               for s in range(1, 6)]
+    run = RunData(run_dir=tmp_path, metrics=metrics)
+    lines = distinct_schedules(run, run.keys_with_prefix("lr/"))
+    assert [groups for groups, _, _ in lines] == [["default", "default.no_decay"], ["language"]]
+    assert lines[1][1] == [1, 2, 3, 4, 5] and lines[1][2][-1] == pytest.approx(5e-4)
+    assert_png(plot_learning_rates(run, tmp_path / "lr.png"))
