@@ -302,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.seconds, args.max_episode_steps, args.probe_steps = args.minutes * 60, 500, 60
     args.atlas = (STATE_RECIPE if args.inputs == "state" else []) + args.atlas_overrides
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "0") or torch.get_num_threads())))
+    # both sides train in this process with the same intra-op threads: OMP_NUM_THREADS when set, else torch's
+    # default (one per core, as quickstart.sh trains)
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads())))
     with tempfile.TemporaryDirectory(prefix="atlas-baseline-") as tmp:
         return compare(args, Path(tmp))
 
