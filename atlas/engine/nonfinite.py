@@ -1,7 +1,7 @@
 """Non-finite losses, gradients and weights: watched without host syncs, skipped, and named.
 
-`NonFiniteWatch` is a forward hook that keeps this step's loss terms (read only when a step turns out
-non-finite, to name the NaN/inf ones). `NonFiniteGuard` drops such a step:
+`NonFiniteWatch` keeps this step's loss terms, handed over by the loop (read only when a step turns
+out non-finite, to name the NaN/inf ones). `NonFiniteGuard` drops such a step:
 it names the terms (agreed across ranks), counts fp16 grad-scaler overflows apart (the scaler's own
 skip, not an error), and stops with the last good checkpoint after `training.max_nonfinite_steps` in a row.
 """
@@ -28,15 +28,13 @@ class NonFiniteWatch:
         self._flags: dict[str, list[torch.Tensor]] = {}  # per loss term: each micro-batch's value (or flag)
         self._flags_step = -1
 
-    def attach(self, model: nn.Module) -> None:
-        """Register after any hook that rewrites the output (test injectors), so the watch sees what the loss sees."""
-        model.register_forward_hook(self._forward_done)
-
-    def _forward_done(self, module: nn.Module, args, out) -> None:
-        """Scalar terms are only kept (a reference, no device op): they are checked when a step turns out
-        non-finite, which is rare, instead of costing reductions on every micro-batch. Larger outputs get
-        their flag now, so no activation is held past its backward."""
-        if not module.training or not isinstance(out, dict):
+    def saw(self, out: dict) -> None:
+        """The loop hands over each training micro-batch's output (what the loss was computed from, after
+        any test injector's rewrite). Scalar terms are only kept (a reference, no device op): they are
+        checked when a step turns out non-finite, which is rare, instead of costing reductions on every
+        micro-batch. Larger outputs get their flag now, so no activation is held past its backward. A call
+        from the loop rather than a forward hook: a hook sends every forward through nn.Module's slow path."""
+        if not isinstance(out, dict):
             return
         if self._flags_step != self.clock.step:
             self._flags, self._flags_step = {}, self.clock.step

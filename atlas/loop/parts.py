@@ -134,8 +134,7 @@ def build_run_parts(cfg: AtlasConfig, plan: RunPlan, ctx: D.DistContext, run_dir
         torch.manual_seed(tc.seed + 1000 * ctx.rank)  # per-rank noise/dropout; weights already built
     clock = StepClock(state.step)
     FaultInjector(ctx.rank, clock).attach(policy)  # ATLAS_INJECT_* test hooks: inert unless set
-    watch = NonFiniteWatch(clock)
-    watch.attach(policy)
+    watch = NonFiniteWatch(clock)  # the loop hands it each training output (atlas/loop/step.py)
     stream = SampleStream(len(data.train), tc.seed, cfg.data.sampling, data.train.episode_ranges)
     split = BatchSplit(state.micro_batch_size, state.gradient_accumulation_steps, ctx.world_size, ctx.rank)
     loading = cfg.data_loading.model_copy(update={"num_workers": plan.loader_workers})  # sized by the plan

@@ -25,9 +25,9 @@ from atlas.loop.parts import RunParts
 @dataclass
 class StepResult:
     lr: float
-    loss_sum: torch.Tensor  # summed over this rank's micro-batches; zero for a non-finite step
-    valid: torch.Tensor  # valid action elements per rank (this step's share of the loss's denominator)
-    grad_norm: torch.Tensor  # zero for a non-finite step
+    loss_sum: torch.Tensor  # summed over this rank's micro-batches (NaN/inf ones are left out by the log window)
+    valid: torch.Tensor | float  # valid action elements per rank (this step's share of the loss's denominator)
+    grad_norm: torch.Tensor  # zero for a step that was not applied
     stop: bool  # some rank was asked to stop (agreed on the step's all-reduce)
     seconds: float = 0.0  # wall time of the step
     compiled_graphs: int = 0  # graphs torch.compile built during this step (its time is compile time)
@@ -42,32 +42,38 @@ class StepTotals:
     def __init__(self, ctx: D.DistContext, valid_here: float, stop_requested: bool) -> None:
         self.ctx = ctx
         self._stop = stop_requested
-        self._valid: torch.Tensor | None = None
-        self._scale: torch.Tensor | None = None
+        self._valid: torch.Tensor | float | None = None
+        self._scale: torch.Tensor | float | None = None
         self._pending = None
         if ctx.distributed:
             self._counts = torch.tensor([valid_here, float(stop_requested)], device=ctx.device)
             self._pending = D.all_reduce_sum_async(self._counts, ctx)
-        else:  # a fill on the device, not a host-to-device copy (which would wait for the stream)
-            self._valid = torch.full((1,), max(1.0, valid_here), device=ctx.device)
+        else:  # a host number: the scale multiplies the loss as a scalar, no device op, no copy
+            self._valid = max(1.0, valid_here)
 
     def _wait(self) -> None:
         if self._pending is not None:
             self._pending.wait()
             self._pending = None
 
-    def total_valid(self) -> torch.Tensor:
+    def total_valid(self) -> torch.Tensor | float:
+        """Valid elements of the effective batch: a device tensor [1] (several ranks), a float (one)."""
         if self._valid is None:
             self._wait()
             self._valid = self._counts[:1].clamp_min(1.0)
         return self._valid
 
-    def scale(self) -> torch.Tensor:
+    def scale(self) -> torch.Tensor | float:
         """world_size / total valid elements: what each rank's loss sum is multiplied by (DDP averages);
         computed once per step, not per micro-batch."""
         if self._scale is None:
             self._scale = self.ctx.world_size / self.total_valid()
         return self._scale
+
+    def valid_per_rank(self) -> torch.Tensor | float:
+        """This step's share of the logged loss's denominator: total valid elements / world size."""
+        total = self.total_valid()
+        return total.squeeze() / self.ctx.world_size if torch.is_tensor(total) else total
 
     def stop_any(self) -> bool:
         if not self.ctx.distributed:
@@ -82,15 +88,18 @@ def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool)
     ctx, strategy = parts.ctx, parts.strategy
     totals = StepTotals(ctx, float(sum(valid_elements(mb) for mb in micro_batches)), stop_requested)
     catch_oom = parts.cfg.memory_optimization.dynamic_batch_size
+    watch = parts.guard.watch.saw
     oom = False
-    step_loss = torch.zeros((), device=ctx.device)
+    step_loss: torch.Tensor | None = None
     for i, micro_batch in enumerate(parts.device_copies.ahead(micro_batches)):
         try:
             with strategy.sync(parts.model, enabled=i == len(micro_batches) - 1), parts.autocast():
                 out = parts.model(parts.data.transform(micro_batch, ctx.device, train=True))
+                watch(out)
                 loss = out["loss_sum"].float() * totals.scale()
             strategy.backward(parts.model, loss, parts.objects.scaler)
-            step_loss += out["loss_sum"].detach().float()
+            term = out["loss_sum"].detach().float()
+            step_loss = term if step_loss is None else step_loss + term
         except torch.OutOfMemoryError:
             if not catch_oom:
                 raise
@@ -99,7 +108,7 @@ def accumulate(parts: RunParts, micro_batches: list[dict], stop_requested: bool)
     totals.total_valid()  # the count's all-reduce is complete before any other collective starts
     if catch_oom and ctx.distributed:  # every rank backs off together
         oom = bool(D.all_reduce_sum(torch.tensor([float(oom)], device=ctx.device), ctx).item() > 0)
-    return oom, totals, step_loss
+    return oom, totals, step_loss if step_loss is not None else torch.zeros((), device=ctx.device)
 
 
 def _forward_backward(parts: RunParts, state: TrainerState, step: int, micro_batches: list[dict],
@@ -144,10 +153,7 @@ def run_step(parts: RunParts, state: TrainerState, step: int, stop_requested: bo
             latest = parts.checkpointer.store.pointer("latest")
             parts.guard.skip(step, state, o.optimizer, o.scaler, str(latest) if latest else None)
     state.step, state.samples_seen = step, parts.batches.position
-    stop, valid = totals.stop_any(), totals.total_valid().squeeze() / parts.ctx.world_size
-    # a non-finite step stays out of the logged loss, so metrics.jsonl never holds NaN
-    ok = torch.isfinite(loss_sum)
-    zero = torch.zeros_like(loss_sum)
+    norm = grad_norm.detach().float() if finite else torch.zeros_like(loss_sum)
     compiled = graphs_compiled() - graphs if tc.compile else 0
-    return StepResult(lr, torch.where(ok, loss_sum, zero), torch.where(ok, valid, zero),
-                      grad_norm.detach().float() if finite else zero, stop, time.perf_counter() - start, compiled)
+    return StepResult(lr, loss_sum, totals.valid_per_rank(), norm, totals.stop_any(), time.perf_counter() - start,
+                      compiled)

@@ -47,10 +47,11 @@ class MetricWindow:
         self._reset()
 
     def _reset(self) -> None:
-        device = self.parts.ctx.device
-        self.loss_sum = torch.zeros((), device=device)
-        self.valid = torch.zeros((), device=device)
-        self.grad_norm = torch.zeros((), device=device)
+        # each step's loss sum, valid count (a host number in one process) and grad norm: reduced once per
+        # window, so a step adds no device op of its own
+        self._losses: list[torch.Tensor] = []
+        self._valid: list[torch.Tensor | float] = []
+        self._norms: list[torch.Tensor] = []
         self.steps, self.start = 0, time.perf_counter()
         self.compile_steps, self.compile_s = 0, 0.0  # steps that compiled: kept out of samples_per_s
 
@@ -61,12 +62,25 @@ class MetricWindow:
             self.parts.timers.record("compile", result.seconds)
             self.parts.log.info(f"torch.compile: {result.compiled_graphs} graph(s) compiled during step {step} "
                                 f"({result.seconds:.1f} s, excluded from samples_per_s)")
-        self.loss_sum += result.loss_sum
-        self.valid += result.valid
-        self.grad_norm += result.grad_norm
+        self._losses.append(result.loss_sum)
+        self._valid.append(result.valid)
+        self._norms.append(result.grad_norm)
         self.steps += 1
         if self.bar is not None:
             self.bar.update(1)
+
+    def _window_sums(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss sum, valid elements, grad-norm sum) of the window's steps. A step whose loss is NaN/inf is
+        left out of both the loss and its denominator, so metrics.jsonl never holds NaN."""
+        device = self.parts.ctx.device
+        if not self._losses:
+            return tuple(torch.zeros((), device=device) for _ in range(3))
+        losses = torch.stack(self._losses).float()
+        valid = (torch.stack(self._valid) if torch.is_tensor(self._valid[0])
+                 else torch.tensor(self._valid, dtype=torch.float32, device=device))
+        finite = torch.isfinite(losses)
+        return (torch.where(finite, losses, 0.0).sum(), (valid * finite).sum(),
+                torch.stack(self._norms).float().sum())
 
     def due(self, step: int, last: bool) -> bool:
         return step % self.interval == 0 or last
@@ -76,7 +90,8 @@ class MetricWindow:
         parts, ctx = self.parts, self.parts.ctx
         times = parts.timers.window_record(self.steps)
         # one all-reduce per window: the loss sum, the valid count and (several ranks) every rank's phase times
-        packed = [torch.stack([self.loss_sum, self.valid]).float()]
+        loss_sum, valid, grad_norm = self._window_sums()
+        packed = [torch.stack([loss_sum, valid])]
         if ctx.distributed:
             packed.append(rank_slots(times, ctx).to(ctx.device))
         totals = D.all_reduce_sum(torch.cat(packed), ctx)
@@ -88,7 +103,7 @@ class MetricWindow:
         record = {
             "loss": loss,
             "lr": lr,
-            "grad_norm": (self.grad_norm / max(1, self.steps)).item(),
+            "grad_norm": (grad_norm / max(1, self.steps)).item(),
             "epoch": step * effective / parts.stream.num_samples,
             **parts.stream.mixture_fractions(step * effective),  # mixture/<name> (data.mixture only)
             **times,
@@ -107,7 +122,9 @@ class MetricWindow:
             record[f"lr/{group['name']}"] = group["lr"]
         parts.metrics.log(record, step)
         if self.bar is not None:
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", sps=f"{record.get('samples_per_s', 0):.0f}")
+            # shown at the bar's next redraw (at most one a second), not redrawn here each window
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", sps=f"{record.get('samples_per_s', 0):.0f}",
+                                 refresh=False)
         self.last_loss = loss
         self._reset()
         return loss

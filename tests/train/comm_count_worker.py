@@ -16,6 +16,8 @@ from atlas.data.device_copies import DeviceCopies
 from atlas.data.registry import build_data
 from atlas.data.sampler import EffectiveBatchSampler, SampleStream
 from atlas.engine import distributed as D
+from atlas.engine.clock import StepClock
+from atlas.engine.nonfinite import NonFiniteWatch
 from atlas.engine.strategies import Strategy
 from atlas.loop.step import accumulate
 from atlas.models.registry import build_policy
@@ -41,7 +43,8 @@ for accumulation in (1, 4):
     # the parts of a run `accumulate` reads, around this hand-built DDP model
     parts = SimpleNamespace(ctx=ctx, strategy=Strategy(ctx), model=model, autocast=contextlib.nullcontext,
                             data=data, objects=SimpleNamespace(scaler=None), cfg=cfg,
-                            device_copies=DeviceCopies(ctx.device))
+                            device_copies=DeviceCopies(ctx.device),
+                            guard=SimpleNamespace(watch=NonFiniteWatch(StepClock(0))))
     steps = 3
     for step in range(steps):
         micro_batches = [collate_samples([data.train[i] for i in mb]) for mb in sampler.step_indices(step * 4 * accumulation)]

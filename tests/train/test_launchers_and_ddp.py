@@ -22,11 +22,12 @@ BASE = ["training.max_steps=20", "training.val_interval=10", "training.checkpoin
         "data.num_episodes=12", "training.log_interval=1"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def empty_config():
-    (HERE / "empty.yaml").write_text("{}\n")
-    yield
-    (HERE / "empty.yaml").unlink(missing_ok=True)
+@pytest.fixture()
+def empty_config(tmp_path) -> Path:
+    """An empty config of the test's own (not in the source tree: tests of this module may run in parallel)."""
+    path = tmp_path / "empty.yaml"
+    path.write_text("{}\n")
+    return path
 
 
 @pytest.mark.timeout(300)
@@ -93,11 +94,11 @@ def test_one_gradient_allreduce_per_optimizer_step(tmp_path):
 
 
 @pytest.mark.timeout(120)
-def test_accelerate_cpu_mode_is_caught(tmp_path):
+def test_accelerate_cpu_mode_is_caught(tmp_path, empty_config):
     require_extra("test", "accelerate")
     proc = subprocess.run(
         ["accelerate", "launch", "--cpu", "--num_processes", "2", "-m", "atlas.train", "--config",
-         str(HERE / "empty.yaml"), "--output-dir", str(tmp_path / "run"), *TINY],
+         str(empty_config), "--output-dir", str(tmp_path / "run"), *TINY],
         capture_output=True, text=True, timeout=100,
     )
     assert proc.returncode != 0
@@ -116,11 +117,11 @@ def test_oom_give_up_at_micro_batch_one():
 
 
 @pytest.mark.timeout(180)
-def test_legacy_torch_distributed_launch_form(tmp_path):
+def test_legacy_torch_distributed_launch_form(tmp_path, empty_config):
     """Seed 001's `python -m torch.distributed.launch --nproc_per_node=N atlas/train.py ...` (passes --local-rank)."""
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.launch", "--nproc_per_node=2", "--master_port=29531",
-         str(HERE.parents[1] / "atlas" / "train.py"), "--config", str(HERE / "empty.yaml"),
+         str(HERE.parents[1] / "atlas" / "train.py"), "--config", str(empty_config),
          "--output-dir", str(tmp_path / "run"), *TINY, "training.max_steps=3"],
         capture_output=True, text=True, timeout=170,
     )

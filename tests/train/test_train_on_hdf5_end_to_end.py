@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from data_h5files import write_aloha, write_robomimic
 
 from atlas.config import load_config
 from atlas.engine.metrics import metrics_records
 from atlas.train import train
+from tests.data.data_h5files import write_aloha, write_robomimic
 
 
 @pytest.mark.slow
