@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +35,10 @@ def train_run(run_dir: Path, overrides: list[str], resume: str | None = None) ->
 
 
 def final_weights(run_dir: Path) -> dict:
-    return load_file(str(Path(run_dir) / "checkpoints" / "latest" / "model.safetensors"))
+    """The whole policy of the latest checkpoint (its frozen file included), as every Atlas reader sees it."""
+    from atlas.engine.weight_files import read_weights
+
+    return read_weights(Path(run_dir) / "checkpoints" / "latest" / "model.safetensors")
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

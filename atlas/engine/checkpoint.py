@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from atlas.engine.faults import SaveFaults
-from atlas.engine.weight_files import WeightFileError, read_weights
+from atlas.engine.frozen_weights import FrozenWeights
+from atlas.engine.weight_files import FROZEN_NAME, REST_IN_FROZEN, REST_IN_RAW, WeightFileError, read_weights
 from atlas.errors import AtlasError
 from atlas.models.base import WEIGHTS_NAME as WEIGHTS  # the one name of a policy's weights file
 
@@ -93,11 +94,15 @@ def _fsync_tree(root: Path) -> None:
         os.close(fd)
 
 
-def write_manifest(folder: Path) -> None:
+def write_manifest(folder: Path, known: dict[str, str] | None = None) -> None:
+    """Sizes and SHA-256 sums of every file; `known` {relative path: sha256}: digests the caller vouches for
+    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py)."""
+    known = known or {}
     files = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
-            files[str(path.relative_to(folder))] = {"size": path.stat().st_size, "sha256": _sha256(path)}
+            rel = str(path.relative_to(folder))
+            files[rel] = {"size": path.stat().st_size, "sha256": known.get(rel) or _sha256(path)}
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
 
@@ -312,12 +317,13 @@ class CheckpointStore:
         self.faults.wrote(step, self.tmp_dir(step), name)
         self.writing = None
 
-    def commit(self, step: int, best: bool = False) -> Path:
-        """Seal the temp folder: manifest, fsync, rename, then swap `latest` (and `best`)."""
+    def commit(self, step: int, best: bool = False, known: dict[str, str] | None = None) -> Path:
+        """Seal the temp folder: manifest (`known`: digests already vouched for), fsync, rename, then swap
+        `latest` (and `best`)."""
         tmp = self.tmp_dir(step)
         self.faults.begin_save()
         self.faults.at("files", step, tmp)
-        self.write_file(step, MANIFEST, lambda: write_manifest(tmp))
+        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, known))
         _fsync_tree(tmp)
         self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
@@ -474,6 +480,7 @@ class Checkpointer:
 
     def __init__(self, store: CheckpointStore, objects: TrainingObjects, settings: CheckpointSettings) -> None:
         self.store, self.objects, self.settings = store, objects, settings
+        self.frozen = FrozenWeights(objects.policy)  # written once, linked into later checkpoints
         self._writer: threading.Thread | None = None  # the background write in flight (async_checkpoint)
         self._writer_result: dict = {}
 
@@ -507,6 +514,8 @@ class Checkpointer:
             return self._failed(text or f"could not write checkpoint step {step}: a write failed on another rank "
                                 "(see its log)")
         contents = self._gather(state)  # collectives: every rank; the full state on rank 0
+        if ctx.is_main:
+            self._split_frozen(contents)
         if self.settings.asynchronous:
             if ctx.is_main:
                 contents = host_copy(contents)
@@ -541,6 +550,14 @@ class Checkpointer:
             self._writer_result = {"final": None, "failure": SaveFailed(
                 f"could not write checkpoint {step_dir_name(step)} in the background: {type(err).__name__}: {err}.")}
 
+    def _split_frozen(self, contents: dict) -> None:
+        """Rank 0, on the training thread: the frozen parameters leave the weights; they go to the frozen
+        file when it must be written, and nowhere (not even the host copy) when the last one is linked."""
+        plan = self.frozen.plan(contents["weights"])
+        frozen = {name: contents["weights"].pop(name) for name in plan.names}
+        contents["frozen"] = frozen if plan.reuse is None else None
+        contents["frozen_plan"] = plan
+
     def _gather(self, state: TrainerState) -> dict:
         o = self.objects
         return {"weights": o.strategy.gather(o.strategy.local_state(o.policy)),
@@ -557,17 +574,22 @@ class Checkpointer:
         def write_main() -> None:
             nonlocal final
             write = functools.partial(store.write_file, step)  # each file named if its write fails
-            write(WEIGHTS, lambda: o.policy.save_pretrained(tmp, state_dict=contents["weights"]))
+            plan, known = contents["frozen_plan"], {}
+            rest = REST_IN_FROZEN if plan.names else None
+            write(WEIGHTS, lambda: o.policy.save_pretrained(tmp, state_dict=contents["weights"], rest=rest))
+            if plan.names:
+                write(FROZEN_NAME, lambda: known.update(self.frozen.place(plan, tmp / FROZEN_NAME, contents["frozen"])))
             if contents["ema"] is not None:
                 write(f"ema/{WEIGHTS}", lambda: o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"],
-                                                                      rest_in_raw=True))
+                                                                      rest=REST_IN_RAW))
             write("optimizer.pt", lambda: torch.save(contents["optimizer"], tmp / "optimizer.pt"))
             if contents["scaler"] is not None:
                 write("scaler.pt", lambda: torch.save(contents["scaler"], tmp / "scaler.pt"))
             (tmp / SCHEDULER).write_text(json.dumps({**self.settings.schedule, "step": step}))
             (tmp / TRAINER_STATE).write_text(json.dumps(contents["trainer_state"], indent=2))
             shutil.copyfile(store.root.parent / "config.yaml", tmp / "config.yaml")  # rendered once at start
-            final = store.commit(step, best=best)
+            final = store.commit(step, best=best, known=known)
+            self.frozen.sealed(plan, final)
 
         failure = store.guarded_write(step, write_main)
         if failure is not None:
@@ -587,6 +609,8 @@ class Checkpointer:
         safetensors, the rest with weights_only=True: an unusable or hostile file is a CheckpointError naming
         it (resolve_resume has already checked the manifest's sizes and checksums)."""
         o = self.objects
+        if o.ctx.is_main:
+            self.frozen.resumed_from(path)  # its frozen file may be linked into this run's next checkpoint
         if o.ema is not None and (path / "ema" / WEIGHTS).is_file():
             averaged = o.ema.state_dict()
             full = {k: v for k, v in load_weights(path / "ema" / WEIGHTS, str(o.ctx.device)).items() if k in averaged}

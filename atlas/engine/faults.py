@@ -146,7 +146,10 @@ class SaveFaults:
             return
         self.enospc_step = 0  # once: later saves succeed (on_save_error: continue)
         target = os.path.join(folder, name)
-        os.truncate(target, os.path.getsize(target) // 2)
+        if os.stat(target).st_nlink > 1:  # a hard link (frozen weights): a failed link() leaves no file, and
+            os.unlink(target)             # truncating would damage the earlier checkpoint that shares it
+        else:
+            os.truncate(target, os.path.getsize(target) // 2)
         raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (injected: ATLAS_INJECT_ENOSPC_AT_STEP)")
 
     def at(self, phase: str, step: int, folder: os.PathLike) -> None:

@@ -87,13 +87,13 @@ class Policy(nn.Module):
         return sum(p.numel() for p in self.parameters() if trainable is None or p.requires_grad == trainable)
 
     def save_pretrained(self, directory: str | Path, state_dict: dict[str, torch.Tensor] | None = None,
-                        rest_in_raw: bool = False) -> None:
-        """`rest_in_raw`: `state_dict` holds only some tensors (an EMA's), the others are in ../model.safetensors
-        (atlas/engine/weight_files.py)."""
+                        rest: str | None = None) -> None:
+        """`rest`: `state_dict` holds only some tensors, and the others are in ../model.safetensors (an EMA's:
+        "raw") or in ./frozen.safetensors ("frozen"); atlas/engine/weight_files.py."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = state_dict if state_dict is not None else self.state_dict()
-        write_weights(tensors, directory / WEIGHTS_NAME, rest_in_raw=rest_in_raw)
+        write_weights(tensors, directory / WEIGHTS_NAME, rest=rest)
         config = {"model": self.cfg.model_dump(mode="json"), "meta": self.meta.to_dict()}
         (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))
         (directory / NORMALIZATION_NAME).write_text(json.dumps(self.normalizer.to_dict()))

@@ -1,5 +1,6 @@
-"""Frozen weights are written once per checkpoint: the EMA file holds the averaged tensors and buffers and
-reads back whole through every reader (eval, model.pretrained, resume), with its rest taken from the raw file."""
+"""Frozen weights are not in the EMA file: it holds the averaged tensors and buffers and reads back whole
+through every reader (eval, model.pretrained, resume), with its rest taken from the raw weights (which take
+theirs from the run's frozen file: tests/engine/test_frozen_weights_once.py)."""
 
 from __future__ import annotations
 
@@ -31,10 +32,10 @@ def test_ema_file_holds_no_frozen_tensor_and_reads_back_whole(tmp_path):
     run = tmp_path / "run"
     train_run(run, FROZEN)
     latest = run / "checkpoints" / "latest"
-    raw = load_file(str(latest / "model.safetensors"))
+    raw = final_weights(run)  # the raw weights, whole (frozen file included)
     ema_only = load_file(str(latest / "ema" / "model.safetensors"))
     frozen = _frozen_names(run)
-    assert frozen and not frozen & ema_only.keys()  # written once: in the raw file only
+    assert frozen and not frozen & ema_only.keys()  # not averaged, not written again
     with safe_open(str(latest / "ema" / "model.safetensors"), "pt") as f:
         assert f.metadata() == {"atlas.rest": "raw"}
     # the trainable tensors were averaged (decay 0.5 over 6 steps: not the raw weights)
