@@ -132,3 +132,18 @@ def build_optimizer(groups: list[dict], lr: float, betas: tuple[float, float], e
         g["lr"] = lr * g["lr_multiplier"]
     params = [p for g in optimizer_groups for p in g["params"]]
     return torch.optim.AdamW(optimizer_groups, lr=lr, betas=betas, eps=eps, **adamw_kernel(params, fused))
+
+
+def named_optimizer_state(policy: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """The optimizer's state keyed by parameter name, as torch's `get_optimizer_state_dict(full_state_dict=True)`
+    writes it for whole (unsharded) tensors: {"state": {name: {...}}, "param_groups": [{..., "params": [name, ...]}]}.
+    The tensors are the optimizer's own (not copies): a checkpoint writes them at once, or copies them first."""
+    names = {id(param): name for name, param in policy.named_parameters()}
+    state, groups = {}, []
+    for group in optimizer.param_groups:
+        params = [names[id(param)] for param in group["params"]]
+        for name, param in zip(params, group["params"], strict=True):
+            if param in optimizer.state:
+                state[name] = dict(optimizer.state[param])
+        groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": params})
+    return {"state": state, "param_groups": groups}

@@ -60,6 +60,12 @@ def gradient_sync(model: nn.Module, enabled: bool) -> Iterator[None]:
         model.set_requires_gradient_sync(True)
 
 
+def any_dtensor(tensors) -> bool:
+    """Whether any of `tensors` is a DTensor (an FSDP2 shard)."""
+    dtensor = _dtensor()
+    return any(isinstance(t, dtensor) for t in tensors)
+
+
 def full_tensor(t: torch.Tensor) -> torch.Tensor:
     """A plain tensor: a DTensor gathered (collective), anything else as is."""
     return t.full_tensor() if isinstance(t, _dtensor()) else t
