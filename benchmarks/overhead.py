@@ -3,7 +3,7 @@
 Atlas side: `atlas.train.train(cfg, run_dir)` with metrics.jsonl logging (TensorBoard off: the bare side has one sink too), EMA, gradient
 accumulation (2 micro-batches per step), a checkpoint interval, the tqdm bar and gradient clipping.
 Validation is off: it is extra model work, not loop overhead.
-Bare side: build_data + build_policy + torch.optim.AdamW (fused, as the loop builds it), then for each step two forward/backward
+Bare side: build_data + build_policy + the loop's AdamW (fused; decay and no-decay groups, `build_optimizer`), then for each step two forward/backward
 passes, clip_grad_norm_, optimizer.step, zero_grad, an EMA of the trainable weights (one `_foreach_lerp_`,
 as Atlas's EMA is on), a metrics.jsonl line (loss, LR, grad norm) every log_interval steps, and
 `torch.save({model, optimizer})` at the same checkpoint steps (what a hand-written loop saves; Atlas's
@@ -27,7 +27,7 @@ of both sides; per save: (atlas - bare) save seconds / saves) are projected onto
 torch.set_num_threads(1) (unless --threads): the machine is a shared 2-core CPU, and one intra-op thread
 makes small-model step times stable (OpenMP spin-waits on a busy machine otherwise dominate).
 
-    python benchmarks/overhead.py [--quick] [--reps N] [--threads T]
+    python benchmarks/overhead.py [--quick] [--reps N] [--threads T] [--models mlp-fixed,mlp,atlas-small]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from atlas.config import load_config  # noqa: E402
 from atlas.data.loader import BatchSplit, StepBatches  # noqa: E402
 from atlas.data.registry import build_data  # noqa: E402
 from atlas.data.sampler import SampleStream  # noqa: E402
-from atlas.engine.optim import adamw_kernel  # noqa: E402
+from atlas.engine.optim import build_optimizer, build_param_groups  # noqa: E402
 from atlas.models.registry import build_policy  # noqa: E402
 from atlas.train import train  # noqa: E402
 from benchmarks.stats import alternating, load_average, paired_ratios, summarize_ratios  # noqa: E402
@@ -100,8 +100,10 @@ def time_bare(cfg, root: Path) -> tuple[float, float, float]:
     data = build_data(cfg.data, cfg.data_loading, cfg.model.action_horizon, tc.seed, MICRO * ACCUMULATION)
     model = build_policy(cfg.model, data.meta, data.normalizer)
     params = [p for p in model.parameters() if p.requires_grad]
-    # the kernel the loop picks (fused on CPU/CUDA): the optimizer is not what this benchmark compares
-    optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=tc.weight_decay, **adamw_kernel(params))
+    # the optimizer the loop builds (AdamW, fused; weight decay on matrices, none on biases and norms, as
+    # nanoGPT and every careful hand-written loop split them): the optimizer is not what this benchmark compares
+    groups, _ = build_param_groups(model, tc.lr_multipliers, tc.weight_decay)
+    optimizer = build_optimizer(groups, LR, tc.adam_betas, tc.adam_eps)
     stream = SampleStream(len(data.train), tc.seed, cfg.data.sampling, data.train.episode_ranges)
     reader = StepBatches(data.train, stream, BatchSplit(MICRO, ACCUMULATION, 1, 0), 0, cfg.data_loading,
                          pin_memory=False)
@@ -174,10 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI: mlp and atlas-tiny, few steps, 2 repetitions")
     parser.add_argument("--reps", type=int, default=None, help="alternating repetitions per side (default 5, quick 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, see docstring)")
+    parser.add_argument("--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)} (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     reps = args.reps or (2 if args.quick else 5)
     models = QUICK if args.quick else MODELS
+    if args.models:
+        unknown = sorted(set(args.models.split(",")) - set(models))
+        if unknown:
+            parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(models)})")
+        models = {name: models[name] for name in args.models.split(",")}
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, {reps} alternating repetitions; "
           f"micro {MICRO} x accumulation {ACCUMULATION}; load {load_average()}")
     headline = {}
