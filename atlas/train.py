@@ -141,8 +141,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
             success = evaluation.run(step) if evaluation.due(step, last) else None
             is_best = _track_best(state, cfg.eval.select_best_by, val_loss, success)
             if parts.checkpointer.due(step, last, is_best, stopped):
-                parts.guard.check_weights(parts.policy, step, parts.checkpointer.store.pointer("latest"))
-                with parts.timers.phase("checkpoint"):
+                with parts.timers.phase("checkpoint"):  # the weights' finiteness check is part of the save's cost
+                    parts.guard.check_weights(parts.policy, step, parts.checkpointer.store.pointer("latest"))
                     path = parts.checkpointer.save(step, state, best=is_best)
                 if path is not None:
                     log.info(f"checkpoint {path}" + (" (best)" if is_best else ""))
