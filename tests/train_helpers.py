@@ -34,6 +34,18 @@ def train_run(run_dir: Path, overrides: list[str], resume: str | None = None) ->
     return train(cfg, run_dir, resume=resume)
 
 
+def straight_and_resumed(root: Path, overrides: list[str], stop_at: int, monkeypatch) -> tuple[Path, Path]:
+    """Two runs of the same config under `root`: one straight through, one stopped after step `stop_at`
+    (ATLAS_STOP_AT_STEP, as a signal would) and resumed with --resume auto; their run folders."""
+    straight, resumed = Path(root) / "straight", Path(root) / "resumed"
+    train_run(straight, overrides)
+    monkeypatch.setenv("ATLAS_STOP_AT_STEP", str(stop_at))
+    assert train_run(resumed, overrides)["final_step"] == stop_at
+    monkeypatch.delenv("ATLAS_STOP_AT_STEP")
+    train_run(resumed, overrides, resume="auto")
+    return straight, resumed
+
+
 def final_weights(run_dir: Path) -> dict:
     """The whole policy of the latest checkpoint (its frozen file included), as every Atlas reader sees it."""
     from atlas.engine.weight_files import read_weights

@@ -13,7 +13,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from train_helpers import final_weights, train_run  # noqa: E402
+from train_helpers import final_weights, straight_and_resumed, train_run  # noqa: E402
 
 FROZEN = ["training.lr_multipliers={task_embedding: 0.0, fusion.0: 0.0}", "training.max_steps=6",
           "training.checkpoint_interval=3", "training.ema.enabled=true", "training.ema.decay=0.5",
@@ -54,12 +54,7 @@ def test_ema_file_holds_no_frozen_tensor_and_reads_back_whole(tmp_path):
 
 
 def test_resume_restores_the_partial_ema_bitwise(tmp_path, monkeypatch):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train_run(straight, FROZEN)
-    monkeypatch.setenv("ATLAS_STOP_AT_STEP", "3")
-    assert train_run(resumed, FROZEN)["final_step"] == 3
-    monkeypatch.delenv("ATLAS_STOP_AT_STEP")
-    train_run(resumed, FROZEN, resume="auto")
+    straight, resumed = straight_and_resumed(tmp_path, FROZEN, 3, monkeypatch)
     a = load_file(str(straight / "checkpoints" / "latest" / "ema" / "model.safetensors"))
     b = load_file(str(resumed / "checkpoints" / "latest" / "ema" / "model.safetensors"))
     assert a.keys() == b.keys()

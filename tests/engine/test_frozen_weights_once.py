@@ -5,7 +5,6 @@ a linking save never damages the checkpoint that shares the file."""
 from __future__ import annotations
 
 import json
-import signal
 import sys
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from reliability_proc import Train  # noqa: E402
-from train_helpers import final_weights, train_run  # noqa: E402
+from reliability_proc import Train, kill_in_save  # noqa: E402
+from train_helpers import final_weights, straight_and_resumed, train_run  # noqa: E402
 
 from atlas.engine.checkpoint import CheckpointStore, load_weights, verify  # noqa: E402
 from atlas.engine.frozen_weights import FrozenWeights  # noqa: E402
@@ -67,12 +66,7 @@ def test_frozen_file_is_written_once_and_every_kept_checkpoint_reads_whole(tmp_p
 
 
 def test_resume_links_the_checkpoint_it_resumed_from_and_matches_a_straight_run(tmp_path, monkeypatch):
-    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train_run(straight, FROZEN)
-    monkeypatch.setenv("ATLAS_STOP_AT_STEP", "3")
-    assert train_run(resumed, FROZEN)["final_step"] == 3
-    monkeypatch.delenv("ATLAS_STOP_AT_STEP")
-    train_run(resumed, FROZEN, resume="auto")
+    straight, resumed = straight_and_resumed(tmp_path, FROZEN, 3, monkeypatch)
     ckpts = resumed / "checkpoints"
     assert (ckpts / "step_00000004" / FROZEN_NAME).stat().st_ino == (ckpts / "step_00000003" / FROZEN_NAME).stat().st_ino
     a, b = final_weights(straight), final_weights(resumed)
@@ -142,12 +136,7 @@ def test_a_full_disk_while_linking_leaves_the_shared_file_and_earlier_checkpoint
 def test_kill_minus_9_in_a_linking_save_then_resume_is_bitwise_equal(tmp_path):
     run_args = FROZEN + ["training.max_steps=8", "training.log_interval=1"]
     reference = Train(tmp_path / "reference", run_args)
-    killed = Train(tmp_path / "killed", run_args, ATLAS_INJECT_KILL_IN_SAVE="2:files")  # step 4's save links
-    try:
-        killed.wait_for(lambda: "injected pause in the save" in killed.new_log(), label="pause in save 2")
-    finally:
-        killed.proc.send_signal(signal.SIGKILL)
-        assert killed.wait() == -signal.SIGKILL
+    kill_in_save(tmp_path / "killed", run_args, 2, "files", "injected pause in the save")  # step 4's save links
     store = CheckpointStore(tmp_path / "killed" / "checkpoints")
     assert store.pointer("latest").name == "step_00000002"
     assert verify(store.pointer("latest")) is None  # the file step 4 linked is step 2's, unharmed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -90,6 +91,17 @@ class Train:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def kill_in_save(run_dir: Path, overrides: list[str], save: int, phase: str, marker: str) -> None:
+    """Start a run that pauses in its `save`-th checkpoint at `phase` (ATLAS_INJECT_KILL_IN_SAVE), wait until its
+    log shows `marker`, SIGKILL it there and check that it died of the kill."""
+    run = Train(run_dir, overrides, ATLAS_INJECT_KILL_IN_SAVE=f"{save}:{phase}")
+    try:
+        run.wait_for(lambda: marker in run.new_log(), label=marker)
+    finally:
+        run.proc.send_signal(signal.SIGKILL)
+        assert run.wait() == -signal.SIGKILL
 
 
 def _size(path: Path) -> int:

@@ -5,11 +5,9 @@ pauses the second save's commit (files written, not yet renamed) in the writer t
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 import torch
-from reliability_proc import Train
+from reliability_proc import Train, kill_in_save
 from safetensors.torch import load_file
 
 from atlas.engine.checkpoint import CheckpointStore, verify
@@ -24,12 +22,7 @@ RUN = ["training.max_steps=20", "training.checkpoint_interval=5", "training.val_
 @pytest.mark.timeout(300)
 def test_kill_during_a_background_write_keeps_latest_and_resumes_bitwise(tmp_path, phase):
     reference = Train(tmp_path / "reference", RUN)
-    run = Train(tmp_path / "killed", RUN, ATLAS_INJECT_KILL_IN_SAVE=f"2:{phase}")
-    try:
-        run.wait_for(lambda: "injected pause in the save of step 10" in run.new_log(), label="the paused save")
-    finally:
-        run.proc.send_signal(signal.SIGKILL)
-        assert run.wait() == -signal.SIGKILL
+    kill_in_save(tmp_path / "killed", RUN, 2, phase, "injected pause in the save of step 10")
     store = CheckpointStore(tmp_path / "killed" / "checkpoints")
     latest = store.pointer("latest")
     if phase == "pointer":  # sealed and renamed, pointer not yet moved: the newer complete folder is used
