@@ -60,10 +60,14 @@ class EMA:
         if self._shadows:
             current = self._current or [self._local(p).detach().float() for p in self._params]
             torch._foreach_lerp_(self._shadows, current, 1.0 - self.decay(step))
+
+    @torch.no_grad()
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged parameters and the model's buffers as they are now. Buffers are not averaged, only
+        followed, so they are copied when the EMA is read (a save, an evaluation), not at every step: the
+        same values, without a copy per buffer per step (12 normalizer buffers on the mlp)."""
         for shadow, buffer in self._buffers:
             shadow.copy_(buffer)
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
         return self.shadow
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
