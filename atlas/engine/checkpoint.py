@@ -23,6 +23,7 @@ import shutil
 import threading
 import zlib
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from atlas.errors import AtlasError
 from atlas.models.base import WEIGHTS_NAME as WEIGHTS  # the one name of a policy's weights file
 
 MANIFEST = "manifest.json"
+TRASH = ".trash-"  # a pruned folder, renamed out of the way and deleted in the background
 POINTERS = ("latest", "best")
 
 
@@ -82,28 +84,49 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-    fd = os.open(root, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
-def write_manifest(folder: Path, known: dict[str, str] | None = None) -> None:
+def _file_entry(path: Path, digest: str | None, sync: bool) -> dict:
+    """A manifest entry: size and SHA-256 (`digest` when the caller vouches for it), the file fsynced when
+    `sync`, through one open of the file."""
+    with open(path, "rb") as f:
+        if digest is None:
+            hashed = hashlib.sha256()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                hashed.update(block)
+            digest = hashed.hexdigest()
+        if sync:
+            os.fsync(f.fileno())
+        return {"size": os.fstat(f.fileno()).st_size, "sha256": digest}
+
+
+def write_manifest(folder: Path, known: dict[str, str] | None = None, sync: bool = False) -> None:
     """Sizes and SHA-256 sums of every file; `known` {relative path: sha256}: digests the caller vouches for
-    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py)."""
+    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py). `sync`: each
+    file is also fsynced. The files are read in parallel threads (hashlib and fsync release the GIL), so the
+    disk's flushes overlap each other and the hashing instead of queuing one after the other."""
     known = known or {}
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            rel = str(path.relative_to(folder))
-            files[rel] = {"size": path.stat().st_size, "sha256": known.get(rel) or _sha256(path)}
-    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
+    paths = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST]
+    names = [str(p.relative_to(folder)) for p in paths]
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths))), thread_name_prefix="atlas-manifest") as pool:
+        entries = list(pool.map(lambda item: _file_entry(item[0], known.get(item[1]), sync), zip(paths, names)))
+    (folder / MANIFEST).write_text(json.dumps({"files": dict(zip(names, entries))}, indent=1))
+
+
+def _fsync_manifest_and_folders(root: Path) -> None:
+    """After `write_manifest(root, sync=True)`: the manifest itself, then every folder's entries (deepest
+    first, the root last), so the rename that seals the checkpoint never reaches the disk before them."""
+    _fsync(root / MANIFEST)
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        _fsync(folder)
+    _fsync(root)
 
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")  # exactly what step_dir_name writes: `step_00000005.bak` is not ours
@@ -278,6 +301,8 @@ class CheckpointStore:
         self.total_limit = total_limit
         self.faults = SaveFaults.from_env()
         self.writing: str | None = None  # the file of the save in progress being written (named if it fails)
+        self._sealed: set[str] = set()  # folders this store committed: its own without reading their manifests
+        self._deleter: threading.Thread | None = None  # the deletion of pruned folders in flight
 
     def step_dirs(self) -> list[Path]:
         """Checkpoint folders named exactly as Atlas names them, oldest first (anything else is left alone)."""
@@ -302,8 +327,10 @@ class CheckpointStore:
 
     def begin(self, step: int) -> Path:
         """Fresh temp folder for step `step` (rank 0 calls this before any rank writes into it)."""
-        for stale in self.root.glob(".tmp-step_*") if self.root.is_dir() else []:
-            shutil.rmtree(stale, ignore_errors=True)  # left by a killed save; never pointed to
+        self.wait_deletions()
+        for pattern in (".tmp-step_*", f"{TRASH}step_*"):  # left by a killed save or prune; never pointed to
+            for stale in self.root.glob(pattern) if self.root.is_dir() else []:
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = self.tmp_dir(step)
         self.writing = None
         tmp.mkdir(parents=True)
@@ -323,13 +350,14 @@ class CheckpointStore:
         tmp = self.tmp_dir(step)
         self.faults.begin_save()
         self.faults.at("files", step, tmp)
-        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, known))
-        _fsync_tree(tmp)
+        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, known, sync=True))
+        _fsync_manifest_and_folders(tmp)
         self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        self._sealed.add(final.name)
         self.faults.at("pointer", step, final)
         self.set_pointer("latest", final)
         if best:
@@ -376,21 +404,39 @@ class CheckpointStore:
         return None
 
     def prune(self) -> list[Path]:
-        """Delete the oldest sealed checkpoints beyond `total_limit`, never `latest`/`best`, never a folder
-        whose manifest does not verify by size (Atlas did not write it, or it is someone's evidence)."""
+        """Remove the oldest sealed checkpoints beyond `total_limit`, never `latest`/`best`, never a folder
+        whose manifest does not verify by size (Atlas did not write it, or it is someone's evidence). Each is
+        renamed to `.trash-step_…` at once (gone from the store, atomically) and deleted by a background thread:
+        the unlinks cost the training thread nothing; the next save, or the end of the run, waits for them."""
         if not self.total_limit:
             return []
         keep = {p for p in (self.pointer(n) for n in POINTERS) if p is not None}
-        dirs = [p for p in self.step_dirs() if _is_own(p)]
-        removed = []
+        dirs = [p for p in self.step_dirs() if p.name in self._sealed or _is_own(p)]
+        removed, trash = [], []
         for path in dirs:
             if len(dirs) - len(removed) <= self.total_limit:
                 break
             if path.resolve() in keep:
                 continue
-            shutil.rmtree(path)
+            target = self.root / f"{TRASH}{path.name}"
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(path, target)
+            self._sealed.discard(path.name)
             removed.append(path)
+            trash.append(target)
+        if trash:
+            self.wait_deletions()
+            self._deleter = threading.Thread(target=lambda: [shutil.rmtree(t, ignore_errors=True) for t in trash],
+                                             name="atlas-prune", daemon=True)
+            self._deleter.start()
         return removed
+
+    def wait_deletions(self) -> None:
+        """Join the background deletion of pruned folders, if one is in flight."""
+        deleter, self._deleter = self._deleter, None
+        if deleter is not None:
+            deleter.join()
 
     def newest_complete(self, warn: Callable[[str], None] | None = None,
                         state_fields: Collection[str] | None = None) -> Path | None:
@@ -532,9 +578,11 @@ class Checkpointer:
         """Join the background write in flight (if any): its committed folder; a failure is handled as
         training.on_save_error says, here, on the rank that wrote it."""
         writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.join()
+        self.store.wait_deletions()  # the folders its commit pruned are deleted too
         if writer is None:
             return None
-        writer.join()
         final, failure = self._writer_result.get("final"), self._writer_result.get("failure")
         if failure is not None:
             return self._failed(str(failure))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -89,6 +90,36 @@ def test_retention_keeps_best_and_latest(tmp_path):
     assert names == ["step_00000002", "step_00000006"]
     assert store.pointer("best").name == "step_00000002" and store.pointer("latest").name == "step_00000006"
     shutil.rmtree(tmp_path)
+
+
+def test_pruned_folders_are_deleted_in_the_background_and_a_killed_deletion_is_cleaned(tmp_path):
+    store = CheckpointStore(tmp_path, total_limit=2)
+    for step in range(1, 5):
+        store.save(step, lambda d: (d / "w").write_text("x" * 1000) or (d / "sub").mkdir() or (d / "sub" / "v").write_text("y"))
+    store.wait_deletions()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_00000003", "step_00000004"]
+    # a process killed while its background deletion ran leaves a renamed folder: never a checkpoint, never
+    # resumed from, removed by the next save (and a second prune of the same name does not collide with it)
+    shutil.copytree(tmp_path / "step_00000003", tmp_path / ".trash-step_00000001")  # the next save cleans it
+    shutil.copytree(tmp_path / "step_00000003", tmp_path / ".trash-step_00000003")  # the next prune's name
+    assert [p.name for p in store.step_dirs()] == ["step_00000003", "step_00000004"]
+    assert store.newest_complete().name == "step_00000004"
+    store.save(5, lambda d: (d / "w").write_text("z"))
+    store.wait_deletions()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_00000004", "step_00000005"]
+
+
+def test_manifest_is_the_same_written_with_or_without_fsync(tmp_path):
+    from atlas.engine.checkpoint import MANIFEST, write_manifest
+
+    (tmp_path / "ema").mkdir()
+    for i, name in enumerate(["a.bin", "ema/b.bin", "c.json", "d.pt"]):
+        (tmp_path / name).write_bytes(os.urandom(1000 * (i + 1)))
+    write_manifest(tmp_path)
+    plain = (tmp_path / MANIFEST).read_text()
+    write_manifest(tmp_path, sync=True)
+    assert (tmp_path / MANIFEST).read_text() == plain and verify(tmp_path) is None
+    assert sorted(json.loads(plain)["files"]) == ["a.bin", "c.json", "d.pt", "ema/b.bin"]
 
 
 @pytest.mark.timeout(120)
