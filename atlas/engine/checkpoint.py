@@ -23,7 +23,6 @@ import shutil
 import threading
 import zlib
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,40 +92,29 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _file_entry(path: Path, digest: str | None, sync: bool) -> dict:
-    """A manifest entry: size and SHA-256 (`digest` when the caller vouches for it), the file fsynced when
-    `sync`, through one open of the file."""
-    with open(path, "rb") as f:
-        if digest is None:
-            hashed = hashlib.sha256()
-            for block in iter(lambda: f.read(1 << 20), b""):
-                hashed.update(block)
-            digest = hashed.hexdigest()
-        if sync:
-            os.fsync(f.fileno())
-        return {"size": os.fstat(f.fileno()).st_size, "sha256": digest}
-
-
-def write_manifest(folder: Path, known: dict[str, str] | None = None, sync: bool = False) -> None:
-    """Sizes and SHA-256 sums of every file; `known` {relative path: sha256}: digests the caller vouches for
-    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py). `sync`: each
-    file is also fsynced. The files are read in parallel threads (hashlib and fsync release the GIL), so the
-    disk's flushes overlap each other and the hashing instead of queuing one after the other."""
-    known = known or {}
-    paths = [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST]
-    names = [str(p.relative_to(folder)) for p in paths]
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(paths))), thread_name_prefix="atlas-manifest") as pool:
-        entries = list(pool.map(lambda item: _file_entry(item[0], known.get(item[1]), sync), zip(paths, names)))
-    (folder / MANIFEST).write_text(json.dumps({"files": dict(zip(names, entries))}, indent=1))
-
-
-def _fsync_manifest_and_folders(root: Path) -> None:
-    """After `write_manifest(root, sync=True)`: the manifest itself, then every folder's entries (deepest
-    first, the root last), so the rename that seals the checkpoint never reaches the disk before them."""
-    _fsync(root / MANIFEST)
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+def _fsync_tree(root: Path) -> None:
+    """Every file, then every folder's entries (deepest first, the root last), so the rename that seals the
+    checkpoint never reaches the disk before them. (Hashing and flushing each file in one open, or in
+    parallel threads, gained nothing measurable on a VM's disk: benchmarks/RESULTS.md.)"""
+    paths = sorted(root.rglob("*"))
+    for path in paths:
+        if path.is_file():
+            _fsync(path)
+    for folder in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
         _fsync(folder)
     _fsync(root)
+
+
+def write_manifest(folder: Path, known: dict[str, str] | None = None) -> None:
+    """Sizes and SHA-256 sums of every file; `known` {relative path: sha256}: digests the caller vouches for
+    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py)."""
+    known = known or {}
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            rel = str(path.relative_to(folder))
+            files[rel] = {"size": path.stat().st_size, "sha256": known.get(rel) or _sha256(path)}
+    (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
 
 STEP_DIR = re.compile(r"^step_(\d{8})$")  # exactly what step_dir_name writes: `step_00000005.bak` is not ours
@@ -350,8 +338,8 @@ class CheckpointStore:
         tmp = self.tmp_dir(step)
         self.faults.begin_save()
         self.faults.at("files", step, tmp)
-        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, known, sync=True))
-        _fsync_manifest_and_folders(tmp)
+        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, known))
+        _fsync_tree(tmp)
         self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
         if final.exists():

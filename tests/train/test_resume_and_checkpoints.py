@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 
@@ -107,19 +106,6 @@ def test_pruned_folders_are_deleted_in_the_background_and_a_killed_deletion_is_c
     store.save(5, lambda d: (d / "w").write_text("z"))
     store.wait_deletions()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest", "step_00000004", "step_00000005"]
-
-
-def test_manifest_is_the_same_written_with_or_without_fsync(tmp_path):
-    from atlas.engine.checkpoint import MANIFEST, write_manifest
-
-    (tmp_path / "ema").mkdir()
-    for i, name in enumerate(["a.bin", "ema/b.bin", "c.json", "d.pt"]):
-        (tmp_path / name).write_bytes(os.urandom(1000 * (i + 1)))
-    write_manifest(tmp_path)
-    plain = (tmp_path / MANIFEST).read_text()
-    write_manifest(tmp_path, sync=True)
-    assert (tmp_path / MANIFEST).read_text() == plain and verify(tmp_path) is None
-    assert sorted(json.loads(plain)["files"]) == ["a.bin", "c.json", "d.pt", "ema/b.bin"]
 
 
 @pytest.mark.timeout(120)
