@@ -281,6 +281,12 @@ def _is_own(folder: Path) -> bool:
     return not (folder / TRAINER_STATE).exists() or trainer_state_problem(folder) is None
 
 
+def _delete_folders(folders: list[Path]) -> None:
+    """The background half of retention: delete folders already renamed out of the store."""
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class CheckpointStore:
     """The `checkpoints/` folder of a run: save, point, prune, find the newest complete one."""
 
@@ -415,8 +421,7 @@ class CheckpointStore:
             trash.append(target)
         if trash:
             self.wait_deletions()
-            self._deleter = threading.Thread(target=lambda: [shutil.rmtree(t, ignore_errors=True) for t in trash],
-                                             name="atlas-prune", daemon=True)
+            self._deleter = threading.Thread(target=_delete_folders, args=(trash,), name="atlas-prune", daemon=True)
             self._deleter.start()
         return removed
 
