@@ -140,6 +140,7 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
             val_loss = validator.run(step) if validator.due(step, last) else None
             success = evaluation.run(step) if evaluation.due(step, last) else None
             is_best = _track_best(state, cfg.eval.select_best_by, val_loss, success)
+            parts.checkpointer.poll()  # a background save that has landed is logged (or its failure handled) now
             if parts.checkpointer.due(step, last, is_best, stopped):
                 with parts.timers.phase("checkpoint"):  # the weights' finiteness check is part of the save's cost
                     parts.guard.check_weights(parts.policy, step, parts.checkpointer.store.pointer("latest"))

@@ -27,7 +27,7 @@ of both sides; per save: (atlas - bare) save seconds / saves) are projected onto
 torch.set_num_threads(1) (unless --threads): the machine is a shared 2-core CPU, and one intra-op thread
 makes small-model step times stable (OpenMP spin-waits on a busy machine otherwise dominate).
 
-    python benchmarks/overhead.py [--quick] [--reps N] [--threads T] [--models mlp-fixed,mlp,atlas-small]
+    python benchmarks/overhead.py [--quick] [--reps N] [--threads T] [--models mlp-fixed,mlp,mlp-async,atlas-small]
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ MICRO, ACCUMULATION, LR = 8, 2, 1e-3
 MODELS = {
     "mlp-fixed": (["model.preset=mlp", "data.image_size=0", "model.hidden_dim=8", "model.num_layers=1"], 1000),
     "mlp": (["model.preset=mlp", "data.image_size=0"], 300),
+    # the same run with training.async_checkpoint: the training thread takes a host copy, a writer thread
+    # serializes, checksums and fsyncs it (the bare side's torch.save is neither checksummed nor flushed)
+    "mlp-async": (["model.preset=mlp", "data.image_size=0", "training.async_checkpoint=true"], 300),
     "atlas-small": (["model.preset=atlas-small", "data.image_size=64"], 40),
 }
 QUICK = {

@@ -12,7 +12,6 @@ its temp folder and leaves every earlier checkpoint and pointer as they were (`S
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import math
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from atlas.engine.faults import SaveFaults
+from atlas.engine.file_seal import EarlySeal, fsync_tree, sha256_of
 from atlas.engine.frozen_weights import FrozenWeights
 from atlas.engine.weight_files import FROZEN_NAME, REST_IN_FROZEN, REST_IN_RAW, WeightFileError, read_weights
 from atlas.errors import AtlasError
@@ -75,36 +75,6 @@ def step_dir_name(step: int) -> str:
     return f"step_{step:08d}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's data, or a folder's entries, to the disk."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    """Every file, then every folder's entries (deepest first, the root last), so the rename that seals the
-    checkpoint never reaches the disk before them. (Hashing and flushing each file in one open, or in
-    parallel threads, gained nothing measurable on a VM's disk: benchmarks/RESULTS.md.)"""
-    paths = sorted(root.rglob("*"))
-    for path in paths:
-        if path.is_file():
-            _fsync(path)
-    for folder in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
-        _fsync(folder)
-    _fsync(root)
-
-
 def write_manifest(folder: Path, known: dict[str, str] | None = None) -> None:
     """Sizes and SHA-256 sums of every file; `known` {relative path: sha256}: digests the caller vouches for
     (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py)."""
@@ -113,7 +83,7 @@ def write_manifest(folder: Path, known: dict[str, str] | None = None) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name != MANIFEST:
             rel = str(path.relative_to(folder))
-            files[rel] = {"size": path.stat().st_size, "sha256": known.get(rel) or _sha256(path)}
+            files[rel] = {"size": path.stat().st_size, "sha256": known.get(rel) or sha256_of(path)}
     (folder / MANIFEST).write_text(json.dumps({"files": files}, indent=1))
 
 
@@ -164,7 +134,7 @@ def verify(folder: Path, checksums: bool = True) -> str | None:
             return f"{path} is missing"
         if path.stat().st_size != entry["size"]:
             return f"{path} has {path.stat().st_size} bytes, manifest says {entry['size']}"
-        if checksums and _sha256(path) != entry["sha256"]:
+        if checksums and sha256_of(path) != entry["sha256"]:
             return f"{path} fails its checksum"
     return None
 
@@ -297,6 +267,7 @@ class CheckpointStore:
         self.writing: str | None = None  # the file of the save in progress being written (named if it fails)
         self._sealed: set[str] = set()  # folders this store committed: its own without reading their manifests
         self._deleter: threading.Thread | None = None  # the deletion of pruned folders in flight
+        self._early = EarlySeal()  # checksums and flushes of the save's files, beside its later writes
 
     def step_dirs(self) -> list[Path]:
         """Checkpoint folders named exactly as Atlas names them, oldest first (anything else is left alone)."""
@@ -328,15 +299,20 @@ class CheckpointStore:
         tmp = self.tmp_dir(step)
         self.writing = None
         tmp.mkdir(parents=True)
+        self._early.start(tmp)
         return tmp
 
-    def write_file(self, step: int, name: str, write: Callable[[], None]) -> None:
+    def write_file(self, step: int, name: str, write: Callable[[], None], digest: bool = False) -> None:
         """Write one file (or a file and its small companions) of the save of `step`, `name` relative to the
-        temp folder: a failure is then reported naming it (a full disk's OSError from write() names none)."""
+        temp folder: a failure is then reported naming it (a full disk's OSError from write() names none).
+        `digest`: a big file, hashed and flushed on the helper thread while the save writes on (the store that
+        commits only: `begin` started it)."""
         self.writing = name
         write()
         self.faults.wrote(step, self.tmp_dir(step), name)
         self.writing = None
+        if digest:
+            self._early.written(name)
 
     def commit(self, step: int, best: bool = False, known: dict[str, str] | None = None) -> Path:
         """Seal the temp folder: manifest (`known`: digests already vouched for), fsync, rename, then swap
@@ -344,8 +320,9 @@ class CheckpointStore:
         tmp = self.tmp_dir(step)
         self.faults.begin_save()
         self.faults.at("files", step, tmp)
-        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, known))
-        _fsync_tree(tmp)
+        digests, flushed = self._early.results()
+        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, {**digests, **(known or {})}))
+        fsync_tree(tmp, flushed)
         self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
         if final.exists():
@@ -367,6 +344,7 @@ class CheckpointStore:
 
     def abort(self, step: int) -> None:
         """Drop a failed save's temp folder (it only takes space; pointers never saw it)."""
+        self._early.drain()
         shutil.rmtree(self.tmp_dir(step), ignore_errors=True)
 
     def save_failed(self, step: int, err: BaseException) -> SaveFailed:
@@ -567,6 +545,13 @@ class Checkpointer:
         text = D.broadcast_object(str(failure) if ctx.is_main and failure is not None else None, ctx)
         return final if text is None else self._failed(text)
 
+    def poll(self) -> Path | None:
+        """Between steps: a background write that has finished is reported now (its `checkpoint` line, or its
+        failure as training.on_save_error says), not one checkpoint interval later at the next save."""
+        if self._writer is not None and not self._writer.is_alive():
+            return self.wait()
+        return None
+
     def wait(self) -> Path | None:
         """Join the background write in flight (if any): its committed folder; a failure is handled as
         training.on_save_error says, here, on the rank that wrote it."""
@@ -614,16 +599,18 @@ class Checkpointer:
 
         def write_main() -> None:
             nonlocal final
-            write = functools.partial(store.write_file, step)  # each file named if its write fails
+            # each file named if its write fails; the big ones, biggest first, hashed and flushed beside the next
+            write = functools.partial(store.write_file, step)
             plan, known = contents["frozen_plan"], {}
             rest = REST_IN_FROZEN if plan.names else None
-            write(WEIGHTS, lambda: o.policy.save_pretrained(tmp, state_dict=contents["weights"], rest=rest))
-            if plan.names:
-                write(FROZEN_NAME, lambda: known.update(self.frozen.place(plan, tmp / FROZEN_NAME, contents["frozen"])))
+            write("optimizer.pt", lambda: torch.save(contents["optimizer"], tmp / "optimizer.pt"), digest=True)
+            write(WEIGHTS, lambda: o.policy.save_pretrained(tmp, state_dict=contents["weights"], rest=rest), digest=True)
             if contents["ema"] is not None:
                 write(f"ema/{WEIGHTS}", lambda: o.policy.save_pretrained(tmp / "ema", state_dict=contents["ema"],
-                                                                      rest=REST_IN_RAW))
-            write("optimizer.pt", lambda: torch.save(contents["optimizer"], tmp / "optimizer.pt"))
+                                                                      rest=REST_IN_RAW), digest=True)
+            if plan.names:  # a hard link to the last one comes with its digest; a new file is hashed beside the rest
+                write(FROZEN_NAME, lambda: known.update(self.frozen.place(plan, tmp / FROZEN_NAME, contents["frozen"])),
+                      digest=plan.reuse is None)
             if contents["scaler"] is not None:
                 write("scaler.pt", lambda: torch.save(contents["scaler"], tmp / "scaler.pt"))
             (tmp / SCHEDULER).write_text(json.dumps({**self.settings.schedule, "step": step}))

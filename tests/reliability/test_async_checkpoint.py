@@ -40,3 +40,26 @@ def test_kill_during_a_background_write_keeps_latest_and_resumes_bitwise(tmp_pat
         b = load_file(str(tmp_path / "killed/checkpoints/latest" / name))
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
     assert not list((tmp_path / "killed" / "checkpoints").glob(".tmp-*"))
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_background_write_stops_the_run_at_the_next_step_not_at_the_next_save(tmp_path, monkeypatch):
+    """The loop looks at the background writer after every step: a disk-full failure of the save of step 4
+    (ATLAS_INJECT_ENOSPC_AT_STEP, through the real writer thread) stops the run (training.on_save_error=stop)
+    well before the save of step 12 would have joined the writer. Steps are slowed to ~0.2 s (slow reads), so
+    the tiny write lands within a step or two."""
+    from train_helpers import read_metrics, train_run
+
+    from atlas.engine.checkpoint import SaveFailed
+
+    monkeypatch.setenv("ATLAS_INJECT_ENOSPC_AT_STEP", "4")
+    monkeypatch.setenv("ATLAS_INJECT_SLOW_READ_MS", "10")
+    run = ["training.max_steps=16", "training.checkpoint_interval=4", "training.val_interval=0",
+           "training.log_interval=1", "training.async_checkpoint=true", "data_loading.num_workers=0"]
+    with pytest.raises(SaveFailed, match=r"could not write checkpoint step_00000004 \(writing manifest.json\): "
+                                         r"OSError.*No space left on device.*training.on_save_error=stop"):
+        train_run(tmp_path, run)
+    last = max(m["step"] for m in read_metrics(tmp_path) if "loss" in m)
+    assert 4 < last < 8, f"the failure of the save of step 4 was handled after step {last}"
+    assert CheckpointStore(tmp_path / "checkpoints").pointer("latest") is None
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*")), "the failed write's temp folder was left"

@@ -1,0 +1,90 @@
+"""Checksums and flushes of a checkpoint's files, started while the rest of the checkpoint is still being written.
+
+A save writes its big files one after another on the training thread (the optimizer state, the weights, the
+EMA); each then has to be read back for its SHA-256 and fsynced before the folder may be renamed into place.
+`EarlySeal` does that for each file on one helper thread as soon as the file is written, so the checksum and the
+flush of the optimizer state overlap with the serialization of the weights (hashlib, reads and fsync release the
+GIL). The commit still waits for every digest and flush before its manifest and rename: what reaches the disk,
+and in which order, is what a fully serial save writes (benchmarks/RESULTS.md, "Checksums and flushes beside
+the writes").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Collection
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path, flushed: Collection[Path] = ()) -> None:
+    """Every file not already in `flushed`, then every folder's entries (deepest first, the root last), so the
+    rename that seals the checkpoint never reaches the disk before them."""
+    flushed = set(flushed)
+    paths = sorted(root.rglob("*"))
+    for path in paths:
+        if path.is_file() and path not in flushed:
+            fsync_path(path)
+    for folder in sorted((p for p in paths if p.is_dir()), key=lambda p: -len(p.parts)):
+        fsync_path(folder)
+    fsync_path(root)
+
+
+def _digest_and_flush(path: Path) -> str:
+    sha = sha256_of(path)
+    fsync_path(path)
+    return sha
+
+
+class EarlySeal:
+    """The files of one save in flight, each hashed and fsynced on a helper thread once it is complete."""
+
+    def __init__(self) -> None:
+        self._pool: ThreadPoolExecutor | None = None
+        self._root: Path | None = None
+        self._pending: dict[str, Future] = {}
+
+    def start(self, root: Path) -> None:
+        """A new save into `root`; whatever an earlier one left is dropped (its folder is gone)."""
+        self.drain()
+        self._root = root
+
+    def written(self, name: str) -> None:
+        """`name` (relative to the save's folder) is complete and will not change again."""
+        if self._root is None:
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atlas-seal")
+        self._pending[name] = self._pool.submit(_digest_and_flush, self._root / name)
+
+    def results(self) -> tuple[dict[str, str], set[Path]]:
+        """({name: sha256}, the flushed paths) of every file handed in; the first error (a failed read or
+        flush) is raised here, on the thread that commits."""
+        root, pending = self._root, self._pending
+        self._root, self._pending = None, {}
+        digests = {name: future.result() for name, future in pending.items()}
+        return digests, {root / name for name in digests} if root is not None else set()
+
+    def drain(self) -> None:
+        """Wait for the files in flight and forget them (an aborted save, before its folder is removed)."""
+        pending, self._root, self._pending = self._pending, None, {}
+        for future in pending.values():
+            future.exception()  # waited for; its error belongs to a save that is being dropped
