@@ -88,6 +88,8 @@ def test_retention_keeps_best_and_latest(tmp_path):
     names = sorted(p.name for p in store.step_dirs())
     assert names == ["step_00000002", "step_00000006"]
     assert store.pointer("best").name == "step_00000002" and store.pointer("latest").name == "step_00000006"
+    store.wait_deletions()  # the pruned folders' background deletion (a Checkpointer joins it at the end of a run)
+    assert not list(tmp_path.glob(".trash-*"))
     shutil.rmtree(tmp_path)
 
 
