@@ -77,7 +77,8 @@ def step_dir_name(step: int) -> str:
 
 def write_manifest(folder: Path, known: dict[str, str] | None = None) -> None:
     """Sizes and SHA-256 sums of every file; `known` {relative path: sha256}: digests the caller vouches for
-    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py)."""
+    (a hard link to a file an earlier manifest already hashed: atlas/engine/frozen_weights.py; a file the save's
+    helper thread hashed as soon as it was written: atlas/engine/file_seal.py)."""
     known = known or {}
     files = {}
     for path in sorted(folder.rglob("*")):

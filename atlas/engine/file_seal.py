@@ -19,6 +19,7 @@ from pathlib import Path
 
 
 def sha256_of(path: Path) -> str:
+    """The file's SHA-256, read in 1 MiB blocks (a multi-GB optimizer file never sits in memory whole)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
