@@ -58,9 +58,11 @@ def test_scaling_quick() -> None:
     assert lines[-1].startswith("scaling 1->2 CPU processes")
     (_, speedup, eff), = figures(lines[-1], rf"(mlp-1024) speed-up {NUMBER} efficiency {NUMBER}")
     assert float(eff) == pytest.approx(float(speedup) / 2, abs=0.01)
-    # a sanity range, not a speed target: beside the other pytest worker (often a 2-rank test itself) the two
-    # gloo ranks share 2 cores with 2 more processes and have measured 0.05 in CI (alone: 0.44)
-    assert 0.0 < float(eff) < 1.5
+    # a ratio, not garbage; no speed target and no tight bound: beside the other pytest worker (often a 2-rank
+    # test itself) either side can be the one slowed, and CI has measured 0.05 and 2.00 (alone: 0.44)
+    assert 0.0 < float(eff) < 20
+    runs = figures(lines[-2], rf"runs: {NUMBER} / {NUMBER}\)")
+    assert all(float(x) > 0 for x in runs[0]), lines[-2]
 
 
 @pytest.mark.slow
