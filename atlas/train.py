@@ -28,6 +28,7 @@ from atlas.config import AtlasConfig, dump_config, load_config
 from atlas.engine import distributed as D
 from atlas.engine.checkpoint import TrainerState, read_schedule
 from atlas.engine.finite import improves
+from atlas.engine.host_memory import keep_freed_host_memory
 from atlas.engine.metrics import gpu_memory_peaks
 from atlas.engine.nonfinite import NonFiniteError  # noqa: F401 - raised from the loop; tests import it here
 from atlas.engine.run_folder import resolve_resume, setup_logging
@@ -104,6 +105,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     tc = cfg.training
     log = setup_logging(run_dir, ctx.is_main)
     print(f"Distributed training: world_size={ctx.world_size}, rank={ctx.rank}", file=sys.stderr, flush=True)
+    if ctx.device.type == "cpu":  # the step's tensors live in host memory: keep it between steps
+        log.info(keep_freed_host_memory())
     resume_from, state = _resume_point(run_dir, resume, ctx, log)
     plan = _plan(cfg, ctx, state if resume_from else None, log)
     state.micro_batch_size, state.gradient_accumulation_steps = plan.micro_batch_size, plan.gradient_accumulation_steps

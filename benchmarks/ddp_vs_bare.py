@@ -4,9 +4,12 @@ Both sides start with `python -m torch.distributed.run --standalone --nproc_per_
 OMP_NUM_THREADS=1 per process, on the same model (`build_policy` from the same config), AdamW with the
 kernel the loop picks, gradient clipping, the same micro-batch per rank and one micro-batch per step.
 
-- bare (`--worker`, below): a process group, `DistributedDataParallel`, micro-batches collated once
-  into memory before the clock starts (so it pays for no data loading at all), the batch transform
-  (normalization) per micro-batch, forward, backward, clip, step; a loss `.item()` per log window.
+- bare (`--worker`, below): a process group, `DistributedDataParallel`, the batch transform
+  (normalization) per micro-batch, forward, backward, clip, step; a loss `.item()` per log window. Its data,
+  `--bare-data`: `loader` (default) reads as a hand-written loop does, a `torch.utils.data.DataLoader`
+  over the same dataset with a `DistributedSampler` (shuffled, a new epoch's order from `set_epoch`),
+  the same collate function and no worker processes (Atlas's default on CPU); `memory` collates 16
+  micro-batches before the clock and cycles them, a ceiling that pays for no data loading at all.
 - Atlas: `atlas.train` itself, EMA and intermediate checkpoints off (the bare loop has neither), metrics
   every `LOG` steps. It reads its batches through its DataLoader in the main process.
 
@@ -42,14 +45,34 @@ COMMON = ["data.format=synthetic", "data.num_episodes=16", "data.episode_length=
           "logging.tensorboard=false", "logging.progress_bar=false"]
 
 
-def bare_worker(overrides: list[str], steps: int, out: Path) -> None:
+def bare_batches(dataset, rank: int, world: int, seed: int, source: str):
+    """This rank's micro-batches, endlessly: through a DataLoader (`loader`) or from memory (`memory`)."""
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    from atlas.data.collate import collate_samples
+
+    if source == "memory":
+        n = len(dataset)
+        batches = [collate_samples([dataset[(rank * MICRO + (b * world * MICRO) + i) % n] for i in range(MICRO)])
+                   for b in range(16)]
+        while True:
+            yield from batches
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    loader = DataLoader(dataset, batch_size=MICRO, sampler=sampler, collate_fn=collate_samples, drop_last=True)
+    epoch = 0
+    while True:
+        sampler.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def bare_worker(overrides: list[str], steps: int, out: Path, source: str) -> None:
     """The loop a user writes by hand around torch DDP (run under torchrun)."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
     from atlas.config import load_config
-    from atlas.data.collate import collate_samples
     from atlas.data.loader import valid_elements
     from atlas.data.registry import build_data
     from atlas.engine.optim import adamw_kernel
@@ -63,14 +86,12 @@ def bare_worker(overrides: list[str], steps: int, out: Path) -> None:
     model = DistributedDataParallel(build_policy(cfg.model, data.meta, data.normalizer))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=cfg.training.weight_decay, **adamw_kernel(params))
-    n = len(data.train)
-    batches = [collate_samples([data.train[(rank * MICRO + (b * world * MICRO) + i) % n] for i in range(MICRO)])
-               for b in range(16)]
+    batches = bare_batches(data.train, rank, world, cfg.training.seed, source)
     cpu = torch.device("cpu")
     model.train()
     windows, start = [], time.perf_counter()
     for step in range(1, steps + 1):
-        mb = batches[step % len(batches)]
+        mb = next(batches)
         loss = model(data.transform(mb, cpu, train=True))["loss_sum"] / valid_elements(mb)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.training.max_grad_norm)
@@ -94,9 +115,10 @@ def _launch(args: list[str], nproc: int, timeout: float) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
-def run_bare(nproc: int, steps: int, root: Path, tag: str, timeout: float) -> float:
+def run_bare(nproc: int, steps: int, root: Path, tag: str, timeout: float, source: str) -> float:
     out = root / f"{tag}.json"
-    _launch([str(Path(__file__).resolve()), "--worker", "--steps", str(steps), "--out", str(out)], nproc, timeout)
+    _launch([str(Path(__file__).resolve()), "--worker", "--steps", str(steps), "--out", str(out),
+             "--bare-data", source], nproc, timeout)
     windows = json.loads(out.read_text())
     return statistics.median(windows[1:] or windows)
 
@@ -122,16 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--world", default="1,2", help="world sizes (comma-separated)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 200, quick 20)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per launch")
+    parser.add_argument("--bare-data", choices=("loader", "memory"), default="loader",
+                        help="the bare loop's data: a DataLoader (default) or batches collated before the clock")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     steps = args.steps or (20 if args.quick else 200)
     if args.worker:
-        bare_worker(MODEL, steps, args.out)
+        bare_worker(MODEL, steps, args.out, args.bare_data)
         return 0
     reps = args.reps or (1 if args.quick else 5)
     print(f"# mlp hidden 1024, micro {MICRO} per rank, {steps} steps, gloo, OMP_NUM_THREADS=1 per process, "
-          f"{reps} paired reps, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+          f"{reps} paired reps, bare data: {args.bare_data}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     headline = []
     with tempfile.TemporaryDirectory(prefix="atlas_ddp_vs_bare_") as tmp:
         for world in (int(w) for w in args.world.split(",")):
@@ -140,8 +164,9 @@ def main(argv: list[str] | None = None) -> int:
                 sides = ("bare", "atlas") if rep % 2 == 0 else ("atlas", "bare")
                 got = {}
                 for side in sides:
-                    runner = run_bare if side == "bare" else run_atlas
-                    got[side] = runner(world, steps, Path(tmp), f"{side}_{world}_{rep}", args.timeout)
+                    tag = f"{side}_{world}_{rep}"
+                    got[side] = (run_bare(world, steps, Path(tmp), tag, args.timeout, args.bare_data) if side == "bare"
+                                 else run_atlas(world, steps, Path(tmp), tag, args.timeout))
                 pairs.append((got["bare"], got["atlas"]))
             ratios = [a / b for b, a in pairs]
             ratio = statistics.median(ratios)

@@ -49,6 +49,7 @@ from atlas.config import load_config  # noqa: E402
 from atlas.data.loader import BatchSplit, StepBatches  # noqa: E402
 from atlas.data.registry import build_data  # noqa: E402
 from atlas.data.sampler import SampleStream  # noqa: E402
+from atlas.engine.host_memory import keep_freed_host_memory  # noqa: E402
 from atlas.engine.optim import build_optimizer, build_param_groups  # noqa: E402
 from atlas.models.registry import build_policy  # noqa: E402
 from atlas.train import train  # noqa: E402
@@ -182,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None, help=f"comma-separated subset of {', '.join(MODELS)} (default: all)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    # the allocator settings Atlas's first run sets for the whole process, set before the first rep so that
+    # every rep of both sides runs under them (their own gain, across processes: ddp_vs_bare.py)
+    print(f"# {keep_freed_host_memory()}")
     reps = args.reps or (2 if args.quick else 5)
     models = QUICK if args.quick else MODELS
     if args.models:
