@@ -25,7 +25,7 @@ import platform
 # this size come from the heap; larger ones still get their own mapping
 MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 1 << 30  # free memory at the heap's top kept before it is given back
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
 USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
 OTHER_ALLOCATORS = ("jemalloc", "tcmalloc", "mimalloc")
 
@@ -51,7 +51,7 @@ def keep_freed_host_memory() -> str:
     if reason is not None:
         return f"host memory: allocator settings left as they are ({reason})"
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    done = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    done = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     if not done:
         return "host memory: glibc refused the mmap/trim thresholds; allocator settings left as they are"
     return (f"host memory: freed blocks up to {MMAP_THRESHOLD >> 20} MiB stay in the heap for the next step "

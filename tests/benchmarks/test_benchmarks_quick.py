@@ -65,6 +65,23 @@ def test_scaling_quick() -> None:
     assert all(float(x) > 0 for x in runs[0]), lines[-2]
 
 
+def test_host_memory_quick() -> None:
+    lines = run_quick("host_memory.py", timeout=240)
+    ((default, kept, ratio),) = figures(lines[-1], rf"faults/step default {NUMBER} atlas {NUMBER}; "
+                                                   rf"step time atlas/default {NUMBER}")
+    assert float(ratio) > 0
+    if sys.platform.startswith("linux") and float(default) > 100:  # glibc gave the step's memory back
+        assert float(kept) < float(default) / 10
+
+
+@pytest.mark.slow
+def test_ddp_vs_bare_quick() -> None:
+    lines = run_quick("ddp_vs_bare.py", timeout=300)
+    found = figures(lines[-1], rf"world ([12]) {NUMBER}")
+    assert [w for w, _ in found] == ["1", "2"]
+    assert all(0.0 < float(r) < 20 for _, r in found)  # a ratio, not garbage (no speed target in a test)
+
+
 @pytest.mark.slow
 def test_dataloader_quick() -> None:
     lines = run_quick("dataloader.py", timeout=240)
