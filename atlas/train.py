@@ -105,8 +105,6 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     tc = cfg.training
     log = setup_logging(run_dir, ctx.is_main)
     print(f"Distributed training: world_size={ctx.world_size}, rank={ctx.rank}", file=sys.stderr, flush=True)
-    if ctx.device.type == "cpu":  # the step's tensors live in host memory: keep it between steps
-        log.info(keep_freed_host_memory())
     resume_from, state = _resume_point(run_dir, resume, ctx, log)
     plan = _plan(cfg, ctx, state if resume_from else None, log)
     state.micro_batch_size, state.gradient_accumulation_steps = plan.micro_batch_size, plan.gradient_accumulation_steps
@@ -122,6 +120,8 @@ def _train(cfg: AtlasConfig, run_dir: Path, resume: str | None, ctx: D.DistConte
     _write_run_files(parts, run_dir)
     log.info(f"samples per epoch {plan.samples_per_epoch}, steps per epoch {plan.steps_per_epoch}, "
              f"training steps {state.step + 1}..{tc.max_steps}")
+    if ctx.device.type == "cpu":  # the step's tensors live in host memory: keep it between steps (once the
+        log.info(keep_freed_host_memory())  # run folder is accepted: a refused run writes nothing to it)
 
     bar = _progress_bar(cfg, ctx, state.step, tc.max_steps)
     window, validator, evaluation = MetricWindow(parts, bar), Validator(parts), InTrainingEvaluation(parts)

@@ -139,9 +139,9 @@ def run_atlas(nproc: int, steps: int, root: Path, tag: str, timeout: float) -> f
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="CI: few steps, 1 repetition")
+    parser.add_argument("--quick", action="store_true", help="CI: 1 process, few steps, 1 repetition")
     parser.add_argument("--reps", type=int, default=None, help="paired repetitions per world size (default 5, quick 1)")
-    parser.add_argument("--world", default="1,2", help="world sizes (comma-separated)")
+    parser.add_argument("--world", default=None, help="world sizes, comma-separated (default 1,2; quick 1)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 200, quick 20)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per launch")
     parser.add_argument("--bare-data", choices=("loader", "memory"), default="loader",
@@ -154,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         bare_worker(MODEL, steps, args.out, args.bare_data)
         return 0
     reps = args.reps or (1 if args.quick else 5)
+    worlds = args.world or ("1" if args.quick else "1,2")
     print(f"# mlp hidden 1024, micro {MICRO} per rank, {steps} steps, gloo, OMP_NUM_THREADS=1 per process, "
           f"{reps} paired reps, bare data: {args.bare_data}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     headline = []
     with tempfile.TemporaryDirectory(prefix="atlas_ddp_vs_bare_") as tmp:
-        for world in (int(w) for w in args.world.split(",")):
+        for world in (int(w) for w in worlds.split(",")):
             pairs = []
             for rep in range(reps):
                 sides = ("bare", "atlas") if rep % 2 == 0 else ("atlas", "bare")

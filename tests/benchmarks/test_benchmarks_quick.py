@@ -78,7 +78,7 @@ def test_host_memory_quick() -> None:
 def test_ddp_vs_bare_quick() -> None:
     lines = run_quick("ddp_vs_bare.py", timeout=300)
     found = figures(lines[-1], rf"world ([12]) {NUMBER}")
-    assert [w for w, _ in found] == ["1", "2"]
+    assert [w for w, _ in found] == ["1"]  # quick: one process (scaling_quick launches two)
     assert all(0.0 < float(r) < 20 for _, r in found)  # a ratio, not garbage (no speed target in a test)
 
 
