@@ -66,6 +66,21 @@ def bare_batches(dataset, rank: int, world: int, seed: int, source: str):
         epoch += 1
 
 
+def bare_step(model, transform, mb: dict, optimizer, clip: tuple[list, float]):
+    """One hand-written optimizer step on one micro-batch: forward, backward, clip (the parameters, the max
+    norm), update; its loss."""
+    import torch
+
+    from atlas.data.loader import valid_elements
+
+    loss = model(transform(mb, torch.device("cpu"), train=True))["loss_sum"] / valid_elements(mb)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(*clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss
+
+
 def bare_worker(overrides: list[str], steps: int, out: Path, source: str) -> None:
     """The loop a user writes by hand around torch DDP (run under torchrun)."""
     import torch
@@ -73,7 +88,6 @@ def bare_worker(overrides: list[str], steps: int, out: Path, source: str) -> Non
     from torch.nn.parallel import DistributedDataParallel
 
     from atlas.config import load_config
-    from atlas.data.loader import valid_elements
     from atlas.data.registry import build_data
     from atlas.engine.optim import adamw_kernel
     from atlas.models.registry import build_policy
@@ -87,16 +101,10 @@ def bare_worker(overrides: list[str], steps: int, out: Path, source: str) -> Non
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LR, weight_decay=cfg.training.weight_decay, **adamw_kernel(params))
     batches = bare_batches(data.train, rank, world, cfg.training.seed, source)
-    cpu = torch.device("cpu")
     model.train()
     windows, start = [], time.perf_counter()
     for step in range(1, steps + 1):
-        mb = next(batches)
-        loss = model(data.transform(mb, cpu, train=True))["loss_sum"] / valid_elements(mb)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.training.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = bare_step(model, data.transform, next(batches), optimizer, (params, cfg.training.max_grad_norm))
         if step % LOG == 0:
             loss.item()
             now = time.perf_counter()

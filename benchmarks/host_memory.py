@@ -53,11 +53,10 @@ def worker(mode: str, steps: int) -> dict:
     apply(mode)
     torch.set_num_threads(1)
     from atlas.config import load_config
-    from atlas.data.loader import valid_elements
     from atlas.data.registry import build_data
     from atlas.engine.optim import build_optimizer, build_param_groups
     from atlas.models.registry import build_policy
-    from benchmarks.ddp_vs_bare import COMMON, LR, MICRO, MODEL, bare_batches
+    from benchmarks.ddp_vs_bare import COMMON, LR, MICRO, MODEL, bare_batches, bare_step
 
     cfg = load_config(None, COMMON + MODEL)
     torch.manual_seed(cfg.training.seed)
@@ -65,19 +64,13 @@ def worker(mode: str, steps: int) -> dict:
     model = build_policy(cfg.model, data.meta, data.normalizer)
     groups, _ = build_param_groups(model, cfg.training.lr_multipliers, cfg.training.weight_decay)
     optimizer = build_optimizer(groups, LR, cfg.training.adam_betas, cfg.training.adam_eps)
-    params = [p for p in model.parameters() if p.requires_grad]
     batches = bare_batches(data.train, 0, 1, cfg.training.seed, "loader")
-    cpu, times = torch.device("cpu"), []
+    times, clip = [], ([p for p in model.parameters() if p.requires_grad], cfg.training.max_grad_norm)
     for step in range(WARMUP + steps):
         if step == WARMUP:
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
-        mb = next(batches)
-        loss = model(data.transform(mb, cpu, train=True))["loss_sum"] / valid_elements(mb)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, cfg.training.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        bare_step(model, data.transform, next(batches), optimizer, clip)
         if step >= WARMUP:
             times.append(time.perf_counter() - start)
     usage = resource.getrusage(resource.RUSAGE_SELF)
