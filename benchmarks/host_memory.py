@@ -30,17 +30,14 @@ WARMUP = 10
 
 def apply(mode: str) -> None:
     """Set this process's thresholds for `mode`."""
-    import ctypes
-
     from atlas.engine import host_memory as H
 
     if mode == "atlas":
         print(H.keep_freed_host_memory(), file=sys.stderr)
     elif mode != "default":
-        libc = ctypes.CDLL("libc.so.6")
         which, value = ((H.M_MMAP_THRESHOLD, H.MMAP_THRESHOLD) if mode == "mmap"
                         else (H.M_TRIM_THRESHOLD, H.TRIM_THRESHOLD))
-        assert libc.mallopt(which, value) == 1, mode
+        assert H.mallopt(which, value), mode
 
 
 def worker(mode: str, steps: int) -> dict:

@@ -8,7 +8,7 @@ always rise far enough to stop that: which process keeps faulting depends on the
 (a DDP-wrapped model's gradient buckets avoid it; the same loop without DDP does not). Setting both
 thresholds once at the start keeps those blocks in the heap, where the next step reuses them: the peak
 resident memory is the same (it was in use at that size), only the give-back between steps stops.
-Figures in benchmarks/RESULTS.md ("Page faults between steps").
+Figures in benchmarks/RESULTS.md ("host_memory.py — page faults between CPU steps").
 
 A user who chose their own allocator settings (MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_, or a
 preloaded jemalloc, tcmalloc or mimalloc) is left alone, as is any C library other than glibc.
@@ -44,14 +44,19 @@ def _left_alone_because() -> str | None:
     return None
 
 
+def mallopt(param: int, value: int) -> bool:
+    """glibc's `mallopt(param, value)` for this process; whether glibc took it."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return libc.mallopt(param, value) == 1
+
+
 def keep_freed_host_memory() -> str:
     """Set glibc's mmap and trim thresholds for this process (once, before the first step); the log line
     that says what was done or why nothing was."""
     reason = _left_alone_because()
     if reason is not None:
         return f"host memory: allocator settings left as they are ({reason})"
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    done = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+    done = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     if not done:
         return "host memory: glibc refused the mmap/trim thresholds; allocator settings left as they are"
     return (f"host memory: freed blocks up to {MMAP_THRESHOLD >> 20} MiB stay in the heap for the next step "
