@@ -321,9 +321,10 @@ class CheckpointStore:
         tmp = self.tmp_dir(step)
         self.faults.begin_save()
         self.faults.at("files", step, tmp)
-        digests, flushed = self._early.results()
-        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, {**digests, **(known or {})}))
-        fsync_tree(tmp, flushed)
+        known = known or {}
+        digests, flushed = self._early.results(known)  # every file: hashed and flushed, the last ones in parallel
+        self.write_file(step, MANIFEST, lambda: write_manifest(tmp, {**digests, **known}))
+        fsync_tree(tmp, flushed, self._early.pool)  # the manifest and the folders
         self.faults.at("rename", step, tmp)
         final = self.root / step_dir_name(step)
         if final.exists():
