@@ -65,6 +65,19 @@ def test_scaling_quick() -> None:
     assert all(float(x) > 0 for x in runs[0]), lines[-2]
 
 
+@pytest.mark.slow
+def test_loop_work_quick() -> None:
+    """Counts, not times, so the bounds can be tight: per step Atlas's loop may add a few torch events
+    (its loss scaling and sum: ~3 measured), at most the one host read of the finiteness check, and a
+    bounded number of Python calls (~165 measured: timers, the step's bookkeeping) over the bare loop."""
+    lines = run_quick("loop_work.py", timeout=300)
+    signed = r"([+-][0-9]+(?:\.[0-9]+)?)"
+    ((ops, syncs, calls),) = figures(lines[-1], rf"mlp ops {signed} syncs {signed} python {signed} \(~[0-9]+ us\)")
+    assert float(ops) <= 10, lines[-1]
+    assert float(syncs) <= 1.2, lines[-1]  # the grad norm's one read; a second host sync per step is a regression
+    assert float(calls) <= 300, lines[-1]
+
+
 def test_host_memory_quick() -> None:
     lines = run_quick("host_memory.py", timeout=240)
     ((default, kept, ratio),) = figures(lines[-1], rf"faults/step default {NUMBER} atlas {NUMBER}; "
