@@ -22,6 +22,7 @@ import shutil
 import threading
 import zlib
 from collections.abc import Callable, Collection
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -267,7 +268,7 @@ class CheckpointStore:
         self.faults = SaveFaults.from_env()
         self.writing: str | None = None  # the file of the save in progress being written (named if it fails)
         self._sealed: set[str] = set()  # folders this store committed: its own without reading their manifests
-        self._deleter: threading.Thread | None = None  # the deletion of pruned folders in flight
+        self._deleter: Future | None = None  # the deletion of pruned folders in flight
         self._early = EarlySeal()  # checksums and flushes of the save's files, beside its later writes
 
     def step_dirs(self) -> list[Path]:
@@ -401,15 +402,14 @@ class CheckpointStore:
             trash.append(target)
         if trash:
             self.wait_deletions()
-            self._deleter = threading.Thread(target=_delete_folders, args=(trash,), name="atlas-prune", daemon=True)
-            self._deleter.start()
+            self._deleter = self._early.pool.submit(_delete_folders, trash)  # a warm helper thread, not a new one
         return removed
 
     def wait_deletions(self) -> None:
         """Join the background deletion of pruned folders, if one is in flight."""
         deleter, self._deleter = self._deleter, None
         if deleter is not None:
-            deleter.join()
+            deleter.result()
 
     def newest_complete(self, warn: Callable[[str], None] | None = None,
                         state_fields: Collection[str] | None = None) -> Path | None:

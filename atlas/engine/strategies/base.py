@@ -112,14 +112,15 @@ class Strategy:
 
     def optimizer_state(self, policy: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
         """Full optimizer state keyed by parameter name, on rank 0 ({} elsewhere). Every rank calls it."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
-
         if not optimizer.state:  # no step taken yet: the helper would take a zero-LR step to create state
             return optimizer.state_dict() if self.ctx.is_main else {}
         if not sharding.any_dtensor(p for group in optimizer.param_groups for p in group["params"]):
             # whole tensors on every rank: the same dict torch's helper builds, without its model walk (~5 ms
             # a save on the mlp, figures in RESULTS.md); tests/engine/test_optimizer_state.py compares the two
             return named_optimizer_state(policy, optimizer) if self.ctx.is_main else {}
+        # imported only here: torch.distributed.checkpoint takes ~0.1-0.2 s to import, paid by the first save
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
         return get_optimizer_state_dict(policy, optimizer, options=options)
 
