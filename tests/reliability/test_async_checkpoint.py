@@ -46,14 +46,16 @@ def test_kill_during_a_background_write_keeps_latest_and_resumes_bitwise(tmp_pat
 def test_a_failed_background_write_stops_the_run_at_the_next_step_not_at_the_next_save(tmp_path, monkeypatch):
     """The loop looks at the background writer after every step: a disk-full failure of the save of step 4
     (ATLAS_INJECT_ENOSPC_AT_STEP, through the real writer thread) stops the run (training.on_save_error=stop)
-    well before the save of step 12 would have joined the writer. Steps are slowed to ~0.2 s (slow reads), so
-    the tiny write lands within a step or two."""
+    well before the save of step 8 would have joined the writer. Steps are slowed to ~0.6 s (slow reads), so
+    the tiny write lands within a step or two even beside another busy test process (at ~0.2 s a step CI once saw
+    it land only after step 8: the first save no longer imports torch.distributed.checkpoint on the training
+    thread, which had given the writer a second's head start)."""
     from train_helpers import read_metrics, train_run
 
     from atlas.engine.checkpoint import SaveFailed
 
     monkeypatch.setenv("ATLAS_INJECT_ENOSPC_AT_STEP", "4")
-    monkeypatch.setenv("ATLAS_INJECT_SLOW_READ_MS", "10")
+    monkeypatch.setenv("ATLAS_INJECT_SLOW_READ_MS", "30")
     run = ["training.max_steps=16", "training.checkpoint_interval=4", "training.val_interval=0",
            "training.log_interval=1", "training.async_checkpoint=true", "data_loading.num_workers=0"]
     with pytest.raises(SaveFailed, match=r"could not write checkpoint step_00000004 \(writing manifest.json\): "
