@@ -40,7 +40,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from atlas.engine.host_memory import keep_freed_host_memory  # noqa: E402
 from atlas.train import train  # noqa: E402
-from benchmarks.overhead import make_config, time_bare  # noqa: E402
+from benchmarks.overhead import chosen_models, make_config, time_bare  # noqa: E402
 
 HOST_SYNC = "aten::_local_scalar_dense"
 # name -> (model/data overrides, short and long run lengths: multiples of the log interval, 10)
@@ -113,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     keep_freed_host_memory()  # as overhead.py: both sides under the allocator settings an Atlas CPU run sets
-    models = QUICK if args.quick else MODELS
-    if args.models:
-        unknown = sorted(set(args.models.split(",")) - set(models))
-        if unknown:
-            parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(models)})")
-        models = {name: models[name] for name in args.models.split(",")}
+    models = chosen_models(parser, QUICK if args.quick else MODELS, args.models)
     op_s, call_s = unit_costs()
     print(f"# torch {torch.__version__}; one small op {op_s * 1e6:.2f} us, one Python call {call_s * 1e9:.0f} ns here")
     headline = []

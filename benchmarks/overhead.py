@@ -175,6 +175,17 @@ def measure(name: str, cfg, reps: int, root: Path) -> dict:
     }
 
 
+def chosen_models(parser: argparse.ArgumentParser, models: dict, names: str | None) -> dict:
+    """The `--models` subset (comma-separated names) of `models`, all of them when none is named; an unknown
+    name is a usage error listing the known ones."""
+    if not names:
+        return models
+    unknown = sorted(set(names.split(",")) - set(models))
+    if unknown:
+        parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(models)})")
+    return {name: models[name] for name in names.split(",")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI: mlp and atlas-tiny, few steps, 2 repetitions")
@@ -187,12 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     # every rep of both sides runs under them (their own gain, across processes: ddp_vs_bare.py)
     print(f"# {keep_freed_host_memory()}")
     reps = args.reps or (2 if args.quick else 5)
-    models = QUICK if args.quick else MODELS
-    if args.models:
-        unknown = sorted(set(args.models.split(",")) - set(models))
-        if unknown:
-            parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(models)})")
-        models = {name: models[name] for name in args.models.split(",")}
+    models = chosen_models(parser, QUICK if args.quick else MODELS, args.models)
     print(f"# torch {torch.__version__}, threads {torch.get_num_threads()}, {reps} alternating repetitions; "
           f"micro {MICRO} x accumulation {ACCUMULATION}; load {load_average()}")
     headline = {}
