@@ -118,7 +118,8 @@ class Strategy:
             # whole tensors on every rank: the same dict torch's helper builds, without its model walk (~5 ms
             # a save on the mlp, figures in RESULTS.md); tests/engine/test_optimizer_state.py compares the two
             return named_optimizer_state(policy, optimizer) if self.ctx.is_main else {}
-        # imported only here: torch.distributed.checkpoint takes ~0.1-0.2 s to import, paid by the first save
+        # imported only here: torch.distributed.checkpoint is slow to import, and a single-process run would pay
+        # for it inside its first save (figures in RESULTS.md, loop_work.py's section)
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True)
